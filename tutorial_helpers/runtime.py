@@ -1,0 +1,98 @@
+"""Prepare a process (a notebook kernel, a test session) for reproducible, quiet runs.
+
+TensorFlow writes C++ log lines straight to file descriptor 2 when it is
+imported (oneDNN and CUDA-stub notices).  ``TF_CPP_MIN_LOG_LEVEL`` does not
+silence all of them, and under Jupyter they would land in a saved notebook.
+The only reliable cure is to point fd 2 at the null device while TensorFlow is
+imported and first asked about devices, then point it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+DEFAULT_SEED = 42
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Redirect the process-level stderr (fd 2) to the null device."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet_import_tensorflow() -> ModuleType:
+    """Import TensorFlow without its start-up logs and return the module.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` and ``TF_ENABLE_ONEDNN_OPTS=0`` (unless the
+    caller set them), imports TensorFlow and lists the physical devices with fd 2
+    silenced, and lowers TensorFlow's Python logger to ``ERROR`` (in Jupyter it
+    writes retracing warnings, with memory addresses, to stdout).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN's fused kernels change results in the last bits from run to run
+    # of different builds; turning them off keeps printed numbers stable.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    with _stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def device_description() -> str:
+    """Return ``"GPU (n)"`` when TensorFlow sees GPUs, otherwise ``"CPU"``."""
+    tf = quiet_import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({len(gpus)})" if gpus else "CPU"
+
+
+def set_seed(seed: int = DEFAULT_SEED) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and make TensorFlow ops deterministic."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    tf = quiet_import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)  # seeds `random`, NumPy and TensorFlow
+    tf.config.experimental.enable_op_determinism()
+
+
+def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
+    """Make a chapter reproducible and quiet, and say what it runs on.
+
+    Call it in the first code cell of every chapter, before anything imports
+    TensorFlow.  It seeds every random generator, turns on op determinism,
+    silences TensorFlow's start-up logs, and prints two lines: the library
+    versions (pinned, so they are the same for every reader) and the device and
+    Python version (which may differ, and explain different last digits).
+    """
+    set_seed(seed)
+    tf = quiet_import_tensorflow()
+    import keras
+
+    print(
+        f"TensorFlow {tf.__version__} | Keras {keras.__version__} | "
+        f"seed {seed} | op determinism on"
+    )
+    print(
+        f"Device: {device_description()} | Python {platform.python_version()} "
+        f"on {platform.system()} {platform.machine()}"
+    )
