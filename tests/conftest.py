@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("MPLBACKEND", "Agg")
-
+import matplotlib
 import pytest
 
 from tutorial_helpers.runtime import quiet_import_tensorflow, set_seed
 
+# Plots in unit tests go nowhere.  (Not through the MPLBACKEND variable: the
+# notebook kernels that nbval starts would inherit it and show no figures.)
+matplotlib.use("Agg")
 quiet_import_tensorflow()
 
 

@@ -12,7 +12,7 @@ from tutorial_helpers import data, linear
 
 def test_line_data_is_reproducible_and_follows_the_line() -> None:
     x1, y1 = data.make_line_data(n=500, noise=0.5, seed=3)
-    x2, y2 = data.make_line_data(n=500, noise=0.5, seed=3)
+    _, y2 = data.make_line_data(n=500, noise=0.5, seed=3)
     np.testing.assert_array_equal(y1, y2)
     assert x1.dtype == np.float32 and y1.dtype == np.float32
     slope, intercept = np.polyfit(x1, y1, 1)

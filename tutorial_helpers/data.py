@@ -70,7 +70,7 @@ def train_val_split(
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(x))
-    n_val = max(1, int(round(len(x) * val_fraction)))
+    n_val = max(1, round(len(x) * val_fraction))
     val, train = order[:n_val], order[n_val:]
     if len(train) == 0:
         raise ValueError("val_fraction leaves no training samples")

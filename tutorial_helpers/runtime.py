@@ -75,6 +75,17 @@ def set_seed(seed: int = DEFAULT_SEED) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _use_inline_plots() -> None:
+    """In a Jupyter kernel, draw figures inline even if ``MPLBACKEND`` says otherwise."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with every kernel
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
     """Make a chapter reproducible and quiet, and say what it runs on.
 
@@ -85,6 +96,7 @@ def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
     Python version (which may differ, and explain different last digits).
     """
     set_seed(seed)
+    _use_inline_plots()
     tf = quiet_import_tensorflow()
     import keras
 

@@ -1,0 +1,90 @@
+"""Static checks of the saved notebooks: what nbval cannot see by itself.
+
+nbval re-runs each notebook and compares outputs, but it happily passes a
+notebook saved without outputs (nothing to compare) and cannot tell that cells
+were run out of order.  These checks fail on exactly that, and on outputs
+that would not survive a second run or another machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(
+    p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+)
+NOISE = {
+    "a machine path": re.compile(r"/(work|root|home|tmp|Users|opt)/[\w./-]+|site-packages"),
+    "a timestamp": re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}"),
+    "a memory address": re.compile(r"\bat 0x[0-9a-fA-F]{6,}"),
+    "a TensorFlow start-up log": re.compile(r"I0000 00:00:|absl::InitializeLog|cuda drivers"),
+    "a Keras progress bar": re.compile(r"━━━|\d+ms/step"),
+}
+
+
+def _text(output: dict) -> str:
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    else:
+        text = output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def _code_cells(path: Path) -> list[dict]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_there_are_notebooks() -> None:
+    assert NOTEBOOKS, "book/ holds no notebooks"
+
+
+def test_every_notebook_is_in_the_table_of_contents() -> None:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = {entry["file"] for part in [toc] for entry in part.get("chapters", [])}
+    for path in NOTEBOOKS:
+        assert path.relative_to(ROOT).with_suffix("").as_posix() in listed, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_saved_executed_in_order_and_clean(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
+    first_markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "".join(first_markdown["source"]).startswith("# "), "a chapter starts with a # title"
+
+    cells = _code_cells(path)
+    assert cells, "no code cells"
+    counts = [c["execution_count"] for c in cells]
+    assert None not in counts, f"cells never executed: {[i for i, n in enumerate(counts) if n is None]}"
+    assert counts == list(range(1, len(cells) + 1)), f"not run top to bottom in a fresh kernel: {counts}"
+    assert "prepare_notebook()" in "".join(cells[0]["source"]), "first cell must call prepare_notebook()"
+
+    with_output = 0
+    for i, cell in enumerate(cells):
+        outputs = cell["outputs"]
+        with_output += bool(outputs)
+        for out in outputs:
+            assert out["output_type"] != "error", f"cell {i} saved an error: {out.get('ename')}"
+            assert not (out["output_type"] == "stream" and out["name"] == "stderr"), (
+                f"cell {i} saved stderr: {_text(out)[:200]!r}"
+            )
+            for what, pattern in NOISE.items():
+                match = pattern.search(_text(out))
+                assert not match, f"cell {i} output holds {what}: {match.group(0)!r}"
+    assert with_output >= len(cells) // 2, "most code cells have no saved output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_timed_cells_are_ignored_and_followed_by_an_assertion(path: Path) -> None:
+    cells = _code_cells(path)
+    for i, cell in enumerate(cells):
+        if "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
+            later = "".join("".join(c["source"]) for c in cells[i + 1 :])
+            assert "assert" in later, f"cell {i} ignores its output but nothing after it asserts"
