@@ -27,7 +27,7 @@ def test_set_seed_makes_every_generator_repeat() -> None:
     import random
 
     def draw() -> tuple[float, float, float]:
-        return random.random(), float(np.random.rand()), float(tf.random.uniform(()))
+        return random.random(), float(np.random.rand()), float(tf.random.uniform(()))  # noqa: NPY002
 
     runtime.set_seed(123)
     first = draw()
