@@ -1,0 +1,183 @@
+"""Chapter 2's hand-written loop: equal to fit(), and strict about its input."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tutorial_helpers import data, loops
+
+
+def build_mlp(seed: int = 1) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(10, activation="relu"), keras.layers.Dense(1)]
+    )
+
+
+def max_weight_diff(a: keras.Model, b: keras.Model) -> float:
+    return max(
+        float(np.max(np.abs(u - v))) for u, v in zip(a.get_weights(), b.get_weights(), strict=True)
+    )
+
+
+@pytest.fixture(scope="module")
+def regression() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    x, y = data.make_regression_data(n=1000, seed=0)
+    return data.train_val_split(x, y, val_fraction=0.2, seed=0)
+
+
+def test_loop_equals_fit_weights_and_history(regression) -> None:
+    (x, y), (x_val, y_val) = regression
+    x, y = x[:790], y[:790]  # a partial last batch (790 = 24 * 32 + 22) is part of the test
+    reference = build_mlp()
+    reference.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    fitted = reference.fit(
+        x, y, batch_size=32, epochs=3, shuffle=False, validation_data=(x_val, y_val), verbose=0
+    )
+
+    model = build_mlp()
+    history = loops.train(
+        model,
+        (x, y),
+        batch_size=32,
+        optimizer=keras.optimizers.Adam(0.01),
+        loss_fn=keras.losses.MeanSquaredError(),
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+        validation_data=(x_val, y_val),
+        epochs=3,
+        verbose=0,
+    )
+    assert max_weight_diff(model, reference) <= 1e-6
+    assert set(history) == set(fitted.history) == {"loss", "mae", "val_loss", "val_mae"}
+    for key, values in fitted.history.items():
+        np.testing.assert_allclose(history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_loop_equals_fit_on_a_dataset_with_sample_weights(regression) -> None:
+    (x, y), _ = regression
+    weights = np.linspace(0.1, 2.0, len(x)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(64)
+    reference = build_mlp()
+    reference.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    fitted = reference.fit(dataset, epochs=2, shuffle=False, verbose=0)
+    model = build_mlp()
+    history = loops.train(
+        model,
+        dataset,
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss_fn=keras.losses.MeanSquaredError(),
+        epochs=2,
+        verbose=0,
+    )
+    assert max_weight_diff(model, reference) <= 1e-6
+    np.testing.assert_allclose(history["loss"], fitted.history["loss"], rtol=1e-6)
+
+
+def test_loop_adds_the_models_own_losses_like_fit(regression) -> None:
+    (x, y), _ = regression
+
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(2)
+        reg = keras.regularizers.L2(0.01)
+        return keras.Sequential(
+            [keras.Input((3,)), keras.layers.Dense(8, activation="relu", kernel_regularizer=reg),
+             keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L1(0.01))]
+        )
+
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    fitted = reference.fit(x, y, batch_size=100, epochs=2, shuffle=False, verbose=0)
+    model = build()
+    history = loops.train(model, (x, y), batch_size=100, optimizer=keras.optimizers.Adam(0.01),
+                          loss_fn=keras.losses.MeanSquaredError(), epochs=2, verbose=0)
+    assert max_weight_diff(model, reference) <= 1e-6
+    np.testing.assert_allclose(history["loss"], fitted.history["loss"], rtol=1e-6)
+
+
+def test_loop_learns_the_regression(regression) -> None:
+    (x, y), (x_val, y_val) = regression
+    model = build_mlp()
+    history = loops.train(model, (x, y), batch_size=32, optimizer=keras.optimizers.Adam(0.01),
+                          loss_fn=keras.losses.MeanSquaredError(), validation_data=(x_val, y_val),
+                          epochs=20, verbose=0)
+    assert history["val_loss"][-1] < 0.02  # noise variance is 0.01
+    sample = np.array([[0.5, 0.3, 0.2]], dtype=np.float32)
+    assert float(model(sample)[0, 0]) == pytest.approx(float(data.regression_target(sample)[0, 0]), abs=0.1)
+
+
+def test_verbose_shows_a_progress_bar(regression, capsys) -> None:
+    (x, y), _ = regression
+    loops.train(build_mlp(), (x[:64], y[:64]), batch_size=32, optimizer=keras.optimizers.SGD(0.01),
+                loss_fn=keras.losses.MeanSquaredError(), epochs=2, verbose=1)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "2/2" in out and "loss:" in out
+    loops.train(build_mlp(), (x[:64], y[:64]), batch_size=32, optimizer=keras.optimizers.SGD(0.01),
+                loss_fn=keras.losses.MeanSquaredError(), epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_nan_loss_stops_with_epoch_and_step(regression) -> None:
+    (x, y), _ = regression
+    y_bad = y.copy()
+    y_bad[100] = np.inf  # the 4th batch of 32 (samples 96..127)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y_bad)).batch(32)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 4"):
+        loops.train(build_mlp(), dataset, optimizer=keras.optimizers.SGD(0.01),
+                    loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0)
+
+
+def test_diverging_learning_rate_stops_training(regression) -> None:
+    (x, y), _ = regression
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, step \d+"):
+        loops.train(build_mlp(), (x * 100, y), batch_size=32, optimizer=keras.optimizers.SGD(10.0),
+                    loss_fn=keras.losses.MeanSquaredError(), epochs=5, verbose=0)
+
+
+def _train(train_data, **kwargs):
+    defaults = dict(optimizer=keras.optimizers.SGD(0.01), loss_fn=keras.losses.MeanSquaredError(),
+                    epochs=1, verbose=0)
+    defaults.update(kwargs)
+    return loops.train(build_mlp(), train_data, **defaults)
+
+
+@pytest.mark.parametrize(
+    ("train_data", "kwargs", "error", "message"),
+    [
+        ((np.zeros((10, 3)), np.zeros((9, 1))), {"batch_size": 4}, ValueError, "same length"),
+        ((np.zeros((0, 3)), np.zeros((0, 1))), {"batch_size": 4}, ValueError, "x must not be empty"),
+        ((np.zeros((10, 3)), np.zeros((10, 1))), {}, ValueError, "batch_size is required"),
+        ((np.zeros((10, 3)), np.zeros((10, 1))), {"batch_size": 0}, ValueError, "batch_size"),
+        ((np.zeros((10, 3)), np.zeros((10, 1))), {"batch_size": 4, "epochs": 0}, ValueError, "epochs"),
+        ((np.zeros((10, 3)), np.zeros((10, 1))), {"batch_size": 4, "verbose": 2}, ValueError, "verbose"),
+        ((np.zeros((10, 3)), np.zeros((10, 1))), {"batch_size": 4, "optimizer": "adam"}, TypeError,
+         "optimizer"),
+        ((np.array([["a"] * 3] * 10)), {"batch_size": 4}, TypeError, "train_data must be a"),
+        ((np.array([["a"] * 3] * 10), np.zeros((10, 1))), {"batch_size": 4}, TypeError, "x must be numeric"),
+        (tf.data.Dataset.from_tensor_slices(np.zeros((10, 3))).batch(2), {}, ValueError,
+         r"must yield \(x, y\)"),
+        (tf.data.Dataset.from_tensor_slices((np.zeros((10, 3)), np.zeros(10))), {}, ValueError,
+         "must be batched"),
+        (tf.data.Dataset.from_tensor_slices((np.zeros((10, 3)), np.zeros((10, 1)))).batch(2),
+         {"batch_size": 2}, ValueError, "already a tf.data.Dataset"),
+        (tf.data.Dataset.from_tensor_slices((np.zeros((10, 3)), np.zeros((10, 1)))).batch(2).take(0),
+         {}, ValueError, "is empty"),
+        (tf.data.Dataset.from_tensor_slices((np.zeros((10, 3)), np.zeros((10, 1)))).batch(2)
+         .filter(lambda x, y: False), {}, ValueError, "yielded no batches"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(train_data, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        _train(train_data, **kwargs)
+
+
+def test_evaluate_matches_model_evaluate(regression) -> None:
+    (x, y), _ = regression
+    model = build_mlp()
+    model.compile(loss="mse", metrics=["mae"])
+    expected = model.evaluate(x, y, batch_size=50, verbose=0, return_dict=True)
+    got = loops.evaluate(model, (x, y), batch_size=50, loss_fn=keras.losses.MeanSquaredError(),
+                         metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    assert got == pytest.approx(expected, rel=1e-6)
