@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tutorial_helpers import custom_fit, data
+from tutorial_helpers.compare import max_weight_difference
 
 
 def build(cls=keras.Model, seed: int = 1, activation: str | None = None, **kwargs) -> keras.Model:
@@ -16,11 +17,6 @@ def build(cls=keras.Model, seed: int = 1, activation: str | None = None, **kwarg
     outputs = keras.layers.Dense(1, activation=activation)(hidden)
     return cls(inputs, outputs, **kwargs)
 
-
-def max_weight_diff(a: keras.Model, b: keras.Model) -> float:
-    return max(
-        float(np.max(np.abs(u - v))) for u, v in zip(a.get_weights(), b.get_weights(), strict=True)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,7 @@ def test_custom_train_step_equals_plain_fit(regression) -> None:
                             validation_data=(x[:100], y[:100]))
         runs[cls] = (model, history.history)
     (plain, plain_h), (custom, custom_h) = runs.values()
-    assert max_weight_diff(plain, custom) <= 1e-6
+    assert max_weight_difference(plain, custom) <= 1e-6
     assert set(custom_h) == {"loss", "mae", "val_loss", "val_mae"}
     for key in plain_h:
         np.testing.assert_allclose(custom_h[key], plain_h[key], rtol=1e-6, err_msg=key)
@@ -53,7 +49,7 @@ def test_own_metrics_model_equals_plain_fit_and_resets_each_epoch(regression) ->
     own = build(custom_fit.OwnMetricsModel)
     own.compile(optimizer=keras.optimizers.Adam(0.01))  # no loss, no metrics
     own_h = own.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0).history
-    assert max_weight_diff(plain, own) <= 1e-6
+    assert max_weight_difference(plain, own) <= 1e-6
     np.testing.assert_allclose(own_h["loss"], plain_h["loss"], rtol=1e-6)
     np.testing.assert_allclose(own_h["mae"], plain_h["mae"], rtol=1e-6)
     # per-epoch values, not running averages since the start: the loss falls each epoch
@@ -76,7 +72,7 @@ def test_zero_sample_weight_equals_dropping_the_samples(regression) -> None:
     half = build(custom_fit.CustomFitModel)
     half.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     half.fit(x[keep], y[keep], batch_size=len(x), epochs=20, shuffle=False, verbose=0)
-    assert max_weight_diff(weighted, half) <= 1e-5
+    assert max_weight_difference(weighted, half) <= 1e-5
 
 
 def test_class_weight_scales_the_loss_by_its_factor() -> None:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tutorial_helpers import data, loops
+from tutorial_helpers.compare import max_weight_difference
 
 
 def build_mlp(seed: int = 1) -> keras.Model:
@@ -16,11 +17,6 @@ def build_mlp(seed: int = 1) -> keras.Model:
         [keras.Input((3,)), keras.layers.Dense(10, activation="relu"), keras.layers.Dense(1)]
     )
 
-
-def max_weight_diff(a: keras.Model, b: keras.Model) -> float:
-    return max(
-        float(np.max(np.abs(u - v))) for u, v in zip(a.get_weights(), b.get_weights(), strict=True)
-    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +46,7 @@ def test_loop_equals_fit_weights_and_history(regression) -> None:
         epochs=3,
         verbose=0,
     )
-    assert max_weight_diff(model, reference) <= 1e-6
+    assert max_weight_difference(model, reference) <= 1e-6
     assert set(history) == set(fitted.history) == {"loss", "mae", "val_loss", "val_mae"}
     for key, values in fitted.history.items():
         np.testing.assert_allclose(history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
@@ -72,7 +68,7 @@ def test_loop_equals_fit_on_a_dataset_with_sample_weights(regression) -> None:
         epochs=2,
         verbose=0,
     )
-    assert max_weight_diff(model, reference) <= 1e-6
+    assert max_weight_difference(model, reference) <= 1e-6
     np.testing.assert_allclose(history["loss"], fitted.history["loss"], rtol=1e-6)
 
 
@@ -93,7 +89,7 @@ def test_loop_adds_the_models_own_losses_like_fit(regression) -> None:
     model = build()
     history = loops.train(model, (x, y), batch_size=100, optimizer=keras.optimizers.Adam(0.01),
                           loss_fn=keras.losses.MeanSquaredError(), epochs=2, verbose=0)
-    assert max_weight_diff(model, reference) <= 1e-6
+    assert max_weight_difference(model, reference) <= 1e-6
     np.testing.assert_allclose(history["loss"], fitted.history["loss"], rtol=1e-6)
 
 
