@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tutorial_helpers.gradients import clip_gradients
 from tutorial_helpers.validation import check_positive_int, check_same_length
 
 LossFn = Callable[..., tf.Tensor]
@@ -93,12 +94,18 @@ def make_train_step(
     loss_fn: LossFn,
     loss_tracker: keras.metrics.Metric,
     metrics: Sequence[keras.metrics.Metric] = (),
+    *,
+    global_clipnorm: float | None = None,
+    clipnorm: float | None = None,
 ) -> Callable[..., tf.Tensor]:
     """Compile one training step: forward, loss, backward, update, metrics; returns the loss.
 
+    ``global_clipnorm`` / ``clipnorm`` clip the gradients before the update
+    (see :func:`tutorial_helpers.gradients.clip_gradients`).
     ``reduce_retracing=True`` lets a partial last batch reuse the same graph
     (a retrace would also make the result differ from ``fit`` in the last bits).
     """
+    clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm)  # check the settings now
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y, sample_weight=None):
@@ -106,6 +113,7 @@ def make_train_step(
             y_pred = model(x, training=True)
             loss = _total_loss(model, loss_fn, y, y_pred, sample_weight)
         gradients = tape.gradient(loss, model.trainable_variables)
+        gradients = clip_gradients(gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm)
         optimizer.apply(gradients, model.trainable_variables)
         loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         for metric in metrics:
@@ -177,6 +185,8 @@ def train(
     batch_size: int | None = None,
     validation_data: Any = None,
     verbose: int = 1,
+    global_clipnorm: float | None = None,
+    clipnorm: float | None = None,
 ) -> History:
     """Train ``model`` with a hand-written loop and return its per-epoch history.
 
@@ -210,7 +220,10 @@ def train(
         raise ValueError(f"metric names must be unique and not 'loss', got {names}")
 
     loss_tracker = keras.metrics.Mean(name="loss")
-    train_step = make_train_step(model, optimizer, loss_fn, loss_tracker, metrics)
+    train_step = make_train_step(
+        model, optimizer, loss_fn, loss_tracker, metrics,
+        global_clipnorm=global_clipnorm, clipnorm=clipnorm,
+    )
     test_step = make_test_step(model, loss_fn, loss_tracker, metrics)
     cardinality = int(train_ds.cardinality())
     steps_per_epoch = cardinality if cardinality > 0 else None

@@ -1,0 +1,111 @@
+"""Clipping keeps the promised norms; every optimizer of Chapter 5 makes progress."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tutorial_helpers import data, loops, optim
+from tutorial_helpers.compare import max_weight_difference
+from tutorial_helpers.gradients import clip_gradients, global_norm
+
+
+@pytest.fixture
+def gradients() -> list[tf.Tensor]:
+    return [tf.constant([[3.0, 4.0]]), tf.constant([12.0]), None]  # norms 5 and 12: global 13
+
+
+def test_global_norm_skips_none(gradients) -> None:
+    assert float(global_norm(gradients)) == pytest.approx(13.0)
+
+
+def test_global_clipping_caps_the_norm_and_keeps_the_direction(gradients) -> None:
+    clipped = clip_gradients(gradients, global_clipnorm=1.0)
+    assert float(global_norm(clipped)) == pytest.approx(1.0, rel=1e-6)
+    assert clipped[2] is None
+    np.testing.assert_allclose(clipped[0].numpy(), gradients[0].numpy() / 13.0, rtol=1e-6)
+    np.testing.assert_allclose(clipped[1].numpy(), gradients[1].numpy() / 13.0, rtol=1e-6)
+
+
+def test_per_tensor_clipping_caps_each_tensor(gradients) -> None:
+    clipped = clip_gradients(gradients, clipnorm=6.0)
+    np.testing.assert_allclose(clipped[0].numpy(), gradients[0].numpy())  # norm 5 < 6: unchanged
+    assert float(tf.norm(clipped[1])) == pytest.approx(6.0)
+    # the two tensors were scaled differently: the global direction changed
+    assert float(global_norm(clipped)) == pytest.approx(np.hypot(5.0, 6.0), rel=1e-6)
+
+
+def test_gradients_within_the_limit_are_unchanged(gradients) -> None:
+    for kwargs in ({"global_clipnorm": 13.5}, {"clipnorm": 20.0}, {}):
+        clipped = clip_gradients(gradients, **kwargs)
+        for before, after in zip(gradients[:2], clipped[:2], strict=True):
+            np.testing.assert_array_equal(before.numpy(), after.numpy())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [({"global_clipnorm": 0.0}, ValueError, "global_clipnorm"), ({"clipnorm": -1.0}, ValueError, "clipnorm"),
+     ({"clipnorm": "1"}, TypeError, "clipnorm"),
+     ({"clipnorm": 1.0, "global_clipnorm": 1.0}, ValueError, "at most one")],
+)
+def test_bad_clip_settings(gradients, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        clip_gradients(gradients, **kwargs)
+
+
+def test_loop_clipping_equals_the_optimizers_global_clipnorm() -> None:
+    x, y = data.make_regression_data(n=256, seed=0)
+
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(3)
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(1)])
+
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=0.5), loss="mse")
+    fitted = reference.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    model = build()
+    history = loops.train(model, (x, y), batch_size=32, optimizer=keras.optimizers.SGD(0.05),
+                          loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0,
+                          global_clipnorm=0.5)
+    assert max_weight_difference(model, reference) <= 1e-6
+    np.testing.assert_allclose(history["loss"], fitted.history["loss"], rtol=1e-6)
+    unclipped = build()
+    loops.train(unclipped, (x, y), batch_size=32, optimizer=keras.optimizers.SGD(0.05),
+                loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0)
+    assert max_weight_difference(unclipped, model) > 1e-3  # clipping did change the run
+
+
+def test_loop_rejects_bad_clip_settings() -> None:
+    x, y = data.make_regression_data(n=8, seed=0)
+    with pytest.raises(ValueError, match="global_clipnorm"):
+        loops.train(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]), (x, y), batch_size=4,
+                    optimizer=keras.optimizers.SGD(0.1), loss_fn=keras.losses.MeanSquaredError(),
+                    epochs=1, verbose=0, global_clipnorm=-1.0)
+
+
+OPTIMIZERS = {
+    "SGD": lambda: keras.optimizers.SGD(0.02),
+    "SGD+momentum": lambda: keras.optimizers.SGD(0.02, momentum=0.9),
+    "Adam": lambda: keras.optimizers.Adam(0.1),
+    "RMSprop": lambda: keras.optimizers.RMSprop(0.05),
+    "Adagrad": lambda: keras.optimizers.Adagrad(0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_decreases_the_loss(name: str) -> None:
+    losses = optim.minimize(optim.elongated_bowl, [-2.0, 2.0], OPTIMIZERS[name](), steps=100)
+    assert len(losses) == 101
+    assert losses[-1] < 0.01 * losses[0], f"{name}: {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+def test_the_bowl_minimum() -> None:
+    assert float(optim.elongated_bowl(tf.constant(optim.BOWL_MINIMUM))) == 0.0
+
+
+def test_minimize_rejects_bad_steps() -> None:
+    with pytest.raises(ValueError, match="steps"):
+        optim.minimize(optim.elongated_bowl, [0.0, 0.0], keras.optimizers.SGD(0.1), steps=0)

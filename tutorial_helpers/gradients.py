@@ -1,0 +1,46 @@
+"""Chapter 5: measuring and clipping gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from tutorial_helpers.validation import check_positive_number
+
+
+def global_norm(gradients: Sequence[tf.Tensor | None]) -> tf.Tensor:
+    """The L2 norm of all gradients taken together, ``sqrt(sum_i ||g_i||^2)``; ``None``s are skipped."""
+    return tf.linalg.global_norm([g for g in gradients if g is not None])
+
+
+def clip_gradients(
+    gradients: Sequence[tf.Tensor | None],
+    *,
+    global_clipnorm: float | None = None,
+    clipnorm: float | None = None,
+) -> list[tf.Tensor | None]:
+    """Clip gradients by their global norm, or each tensor by its own norm.
+
+    ``global_clipnorm=c`` rescales *all* gradients by ``c / global_norm`` when the
+    global norm exceeds ``c``: the update keeps its direction.  ``clipnorm=c``
+    rescales each tensor separately to norm at most ``c``: the direction of the
+    whole update can change.  Gradients already within the limit are returned
+    unchanged.  Give at most one of the two; with neither, the gradients are
+    returned as they are.
+    """
+    if global_clipnorm is not None and clipnorm is not None:
+        raise ValueError("give at most one of global_clipnorm and clipnorm")
+    if global_clipnorm is not None:
+        check_positive_number(global_clipnorm, "global_clipnorm")
+    if clipnorm is not None:
+        check_positive_number(clipnorm, "clipnorm")
+    gradients = list(gradients)
+    if not gradients:
+        return gradients
+    if global_clipnorm is not None:
+        clipped, _ = tf.clip_by_global_norm(gradients, float(global_clipnorm))
+        return list(clipped)
+    if clipnorm is not None:
+        return [None if g is None else tf.clip_by_norm(g, float(clipnorm)) for g in gradients]
+    return gradients

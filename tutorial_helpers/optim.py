@@ -1,0 +1,47 @@
+"""Chapter 5: running optimizers on a test function, to compare how they move."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from tutorial_helpers.validation import check_positive_int
+
+#: Minimum of :func:`elongated_bowl`.
+BOWL_MINIMUM = (2.0, -1.0)
+
+
+def elongated_bowl(v: tf.Tensor) -> tf.Tensor:
+    """``(v0 - 2)^2 + 20 (v1 + 1)^2``: a quadratic bowl 20 times steeper along one axis.
+
+    Its minimum is 0 at (2, -1).  The mismatch of curvatures is what separates
+    optimizers: a step size safe for the steep direction is slow for the flat one.
+    """
+    return tf.square(v[0] - 2.0) + 20.0 * tf.square(v[1] + 1.0)
+
+
+def minimize(
+    function: Callable[[tf.Tensor], tf.Tensor],
+    start: Sequence[float],
+    optimizer: keras.optimizers.Optimizer,
+    steps: int = 100,
+) -> list[float]:
+    """Minimize ``function`` from ``start`` with ``optimizer``.
+
+    Returns ``steps + 1`` losses: before each step, and after the last one.
+    """
+    steps = check_positive_int(steps, "steps")
+    variable = tf.Variable(list(start), dtype=tf.float32)
+
+    @tf.function
+    def step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = function(variable)
+        optimizer.apply([tape.gradient(loss, variable)], [variable])
+        return loss
+
+    losses = [float(step()) for _ in range(steps)]
+    losses.append(float(function(variable)))
+    return losses
