@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tutorial_helpers.gradients import clip_gradients
+from tutorial_helpers.gradients import clip_gradients, global_norm
 from tutorial_helpers.validation import check_positive_int, check_same_length
 
 LossFn = Callable[..., tf.Tensor]
@@ -97,11 +97,14 @@ def make_train_step(
     *,
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
+    gradient_norm_tracker: keras.metrics.Metric | None = None,
 ) -> Callable[..., tf.Tensor]:
     """Compile one training step: forward, loss, backward, update, metrics; returns the loss.
 
     ``global_clipnorm`` / ``clipnorm`` clip the gradients before the update
-    (see :func:`tutorial_helpers.gradients.clip_gradients`).
+    (see :func:`tutorial_helpers.gradients.clip_gradients`).  If
+    ``gradient_norm_tracker`` is given, it is updated with the global norm of
+    the gradients *before* clipping, the number to watch for explosions.
     ``reduce_retracing=True`` lets a partial last batch reuse the same graph
     (a retrace would also make the result differ from ``fit`` in the last bits).
     """
@@ -113,6 +116,8 @@ def make_train_step(
             y_pred = model(x, training=True)
             loss = _total_loss(model, loss_fn, y, y_pred, sample_weight)
         gradients = tape.gradient(loss, model.trainable_variables)
+        if gradient_norm_tracker is not None:
+            gradient_norm_tracker.update_state(global_norm(gradients))
         gradients = clip_gradients(gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm)
         optimizer.apply(gradients, model.trainable_variables)
         loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
@@ -143,14 +148,29 @@ def make_test_step(
     return test_step
 
 
-def _results(loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]) -> dict:
+def check_finite(loss: tf.Tensor, epoch: int, step: int) -> float:
+    """Return ``loss`` as a float, or raise ``FloatingPointError`` naming the epoch and step."""
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"loss became {value} at epoch {epoch}, step {step}: "
+            "lower the learning rate, clip gradients, or check the data"
+        )
+    return value
+
+
+def metric_results(
+    loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]
+) -> dict[str, float]:
+    """``{"loss": ..., <metric name>: ...}`` as Python floats."""
     logs = {"loss": float(loss_tracker.result())}
     for metric in metrics:
         logs[metric.name] = float(metric.result())
     return logs
 
 
-def _reset(loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]) -> None:
+def reset_metrics(loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]) -> None:
+    """Reset the loss tracker and every metric (Keras 3: ``reset_state``)."""
     loss_tracker.reset_state()
     for metric in metrics:
         metric.reset_state()
@@ -168,10 +188,10 @@ def evaluate(
     dataset = as_dataset(data, batch_size, name="data")
     tracker = keras.metrics.Mean(name="loss")
     step = make_test_step(model, loss_fn, tracker, metrics)
-    _reset(tracker, metrics)
+    reset_metrics(tracker, metrics)
     for batch in dataset:
         step(*batch)
-    return _results(tracker, metrics)
+    return metric_results(tracker, metrics)
 
 
 def train(
@@ -230,30 +250,25 @@ def train(
 
     history: History = {}
     for epoch in range(1, epochs + 1):
-        _reset(loss_tracker, metrics)
+        reset_metrics(loss_tracker, metrics)
         progbar = None
         if verbose:
             print(f"Epoch {epoch}/{epochs}")
             progbar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", *names])
         step = 0
         for step, batch in enumerate(train_ds, start=1):
-            loss = float(train_step(*batch))
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss} at epoch {epoch}, step {step}: "
-                    "lower the learning rate, clip gradients, or check the data"
-                )
+            check_finite(train_step(*batch), epoch, step)
             if progbar is not None:
-                progbar.update(step, list(_results(loss_tracker, metrics).items()))
+                progbar.update(step, list(metric_results(loss_tracker, metrics).items()))
         if step == 0:
             raise ValueError("train_data yielded no batches")
-        logs = _results(loss_tracker, metrics)
+        logs = metric_results(loss_tracker, metrics)
 
         if val_ds is not None:
-            _reset(loss_tracker, metrics)
+            reset_metrics(loss_tracker, metrics)
             for batch in val_ds:
                 test_step(*batch)
-            logs.update({f"val_{k}": v for k, v in _results(loss_tracker, metrics).items()})
+            logs.update({f"val_{k}": v for k, v in metric_results(loss_tracker, metrics).items()})
         if progbar is not None:
             progbar.update(step, list(logs.items()), finalize=True)
         for key, value in logs.items():

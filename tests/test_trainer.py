@@ -1,0 +1,262 @@
+"""The Chapter 7 trainer: early stopping, exact resume, callbacks in fit()'s order, TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tutorial_helpers import data, loops
+from tutorial_helpers.callbacks import EpochTimer, HookRecorder
+from tutorial_helpers.compare import max_weight_difference
+from tutorial_helpers.early_stopping import EarlyStopper
+from tutorial_helpers.summaries import read_scalars
+from tutorial_helpers.trainer import CheckpointError, Trainer
+
+
+def build(seed: int = 1, dropout: float = 0.0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((3,)), keras.layers.Dense(16, activation="relu")]
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(1))
+    return keras.Sequential(layers)
+
+
+def make_trainer(model: keras.Model, **kwargs) -> Trainer:
+    return Trainer(model, optimizer=keras.optimizers.Adam(0.01),
+                   loss_fn=keras.losses.MeanSquaredError(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def regression():
+    x, y = data.make_regression_data(n=300, seed=0)
+    return data.train_val_split(x, y, val_fraction=0.2, seed=0)
+
+
+# ------------------------------------------------------------ early stopping
+@pytest.mark.parametrize(
+    ("values", "patience", "min_delta", "stop_at", "best_at"),
+    [
+        ([5, 4, 3, 3.5, 3.2, 3.1, 2.0], 3, 0.0, 5, 2),   # 3 epochs without beating 3
+        ([5, 4, 3, 2.95, 2.9, 2.85, 2.8], 2, 0.1, 4, 2),  # improvements smaller than min_delta
+        ([5, 4, 3, 2, 1], 2, 0.0, None, 4),                 # always improving: never stops
+        ([1, np.nan, np.nan], 2, 0.0, 2, 0),                # NaN never counts as better
+    ],
+)
+def test_early_stopper_on_crafted_sequences(values, patience, min_delta, stop_at, best_at) -> None:
+    stopper = EarlyStopper("val_loss", patience=patience, min_delta=min_delta)
+    stopped = None
+    for epoch, value in enumerate(values):
+        if stopper.update(epoch, {"val_loss": value}, [np.full(2, epoch, dtype=np.float32)]):
+            stopped = epoch
+            break
+    assert stopped == stop_at
+    assert stopper.best_epoch == best_at
+    np.testing.assert_array_equal(stopper.best_weights[0], np.full(2, best_at))
+
+
+def test_early_stopper_checks_its_arguments_and_the_monitored_key() -> None:
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopper(patience=0)
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopper(mode="lowest")
+    with pytest.raises(KeyError, match="val_loss"):
+        EarlyStopper().update(0, {"loss": 1.0}, [])
+
+
+def test_trainer_stops_early_and_restores_the_best_epochs_weights(regression) -> None:
+    (x, y), (x_val, y_val) = regression
+    model = build()
+    snapshots: list[list[np.ndarray]] = []
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: snapshots.append(model.get_weights()))
+    stopper = EarlyStopper("val_loss", patience=2, min_delta=0.05)  # crude: stops after a few epochs
+    history = make_trainer(model).fit((x, y), batch_size=32, epochs=50, validation_data=(x_val, y_val),
+                                      callbacks=[keep], early_stopping=stopper)
+    epochs_run = len(history["val_loss"])
+    assert epochs_run < 50 and stopper.stopped_epoch == epochs_run - 1
+    best = stopper.best_epoch
+    assert best == epochs_run - 1 - 2  # patience 2: the best epoch is two before the last
+    assert history["val_loss"][best] == pytest.approx(stopper.best)
+    # no later epoch beat it by more than min_delta, and it beat every earlier one
+    assert min(history["val_loss"][best + 1 :]) >= stopper.best - 0.05
+    assert stopper.best == min(history["val_loss"][: best + 1])
+    for restored, saved in zip(model.get_weights(), snapshots[best], strict=True):
+        np.testing.assert_array_equal(restored, saved)
+
+
+# --------------------------------------------------------- checkpoint/resume
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(regression, tmp_path, dropout) -> None:
+    (x, y), (x_val, y_val) = regression
+    kwargs = dict(batch_size=32, shuffle_seed=7, validation_data=(x_val, y_val))
+    straight = build(dropout=dropout)
+    straight_history = make_trainer(straight).fit((x, y), epochs=6, **kwargs)
+
+    first = build(dropout=dropout)
+    make_trainer(first).fit((x, y), epochs=3, checkpoint_dir=tmp_path, **kwargs)  # "interrupted"
+    keras.utils.set_random_seed(999)  # the new process's state must not matter
+    resumed = build(seed=123, dropout=dropout)  # different initial weights: all must come from disk
+    resumed_history = make_trainer(resumed).fit((x, y), epochs=6, checkpoint_dir=tmp_path, **kwargs)
+
+    assert max_weight_difference(straight, resumed) <= 1e-6
+    assert len(resumed_history["loss"]) == 3
+    np.testing.assert_allclose(resumed_history["loss"], straight_history["loss"][3:], rtol=1e-6)
+
+
+def test_missing_or_empty_checkpoint_dir_starts_fresh(regression, tmp_path, capsys) -> None:
+    (x, y), _ = regression
+    for directory in (tmp_path / "missing", tmp_path):
+        history = make_trainer(build()).fit((x, y), batch_size=64, epochs=1,
+                                            checkpoint_dir=directory, verbose=0)
+        assert len(history["loss"]) == 1
+    assert (tmp_path / "missing" / "checkpoint").exists()
+
+
+def test_corrupt_checkpoint_dir_is_an_error(regression, tmp_path) -> None:
+    (x, y), _ = regression
+    make_trainer(build()).fit((x, y), batch_size=64, epochs=1, checkpoint_dir=tmp_path)
+    (tmp_path / "checkpoint").unlink()  # the index is gone, the data files remain
+    with pytest.raises(CheckpointError, match="corrupt or incomplete"):
+        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, checkpoint_dir=tmp_path)
+    other = tmp_path / "garbled"
+    make_trainer(build()).fit((x, y), batch_size=64, epochs=1, checkpoint_dir=other)
+    for data_file in other.glob("ckpt-1.data-*"):
+        data_file.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, checkpoint_dir=other)
+
+
+def test_checkpoint_from_another_run_is_refused(regression, tmp_path) -> None:
+    (x, y), _ = regression
+    make_trainer(build()).fit((x, y), batch_size=64, epochs=1, shuffle_seed=1, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="shuffle_seed=1"):
+        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, shuffle_seed=2, checkpoint_dir=tmp_path)
+    wider = keras.Sequential([keras.Input((3,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(1)])
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        make_trainer(wider).fit((x, y), batch_size=64, epochs=2, shuffle_seed=1, checkpoint_dir=tmp_path)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(regression, tmp_path) -> None:
+    (x, y), _ = regression
+    model = build()
+    trainer = make_trainer(model)
+    trainer.fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path)
+    good = model.get_weights()
+    y_bad = y.copy()
+    y_bad[95] = np.nan  # batch 4 (samples 90..119) of every epoch
+    with pytest.raises(FloatingPointError, match=r"epoch 3, step 4"):
+        trainer.fit((x, y_bad), batch_size=30, epochs=5, checkpoint_dir=tmp_path)
+    fresh = build(seed=5)
+    history = make_trainer(fresh).fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path)
+    assert history == {}  # 2 epochs were already done: nothing to train
+    for restored, saved in zip(fresh.get_weights(), good, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+
+
+# -------------------------------------------------------------- callbacks
+def test_callback_hooks_are_called_in_fits_order(regression) -> None:
+    (x, y), (x_val, y_val) = regression
+    in_fit, in_trainer = HookRecorder(), HookRecorder()
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    reference.fit(x, y, batch_size=64, epochs=2, shuffle=False, validation_data=(x_val, y_val),
+                  callbacks=[in_fit], verbose=0)
+    make_trainer(build()).fit((x, y), batch_size=64, epochs=2, validation_data=(x_val, y_val),
+                              callbacks=[in_trainer])
+    assert in_trainer.calls == in_fit.calls
+    assert in_fit.calls[:3] == [("on_train_begin", None), ("on_epoch_begin", 0),
+                                ("on_train_batch_begin", 0)]
+
+
+def test_keras_callbacks_work_from_the_custom_loop(regression, tmp_path) -> None:
+    (x, y), (x_val, y_val) = regression
+    model = build()
+    optimizer = keras.optimizers.SGD(0.01)
+    trainer = Trainer(model, optimizer=optimizer, loss_fn=keras.losses.MeanSquaredError())
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=100.0)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, min_delta=100.0)
+    timer = EpochTimer()
+    log_file = tmp_path / "log.csv"
+    history = trainer.fit((x, y), batch_size=64, epochs=20, validation_data=(x_val, y_val),
+                          callbacks=[reduce, stop, timer, keras.callbacks.CSVLogger(str(log_file))])
+    # min_delta=100: after the first epoch (better than "no value yet"), no epoch improves
+    assert len(history["loss"]) == 4  # EarlyStopping(patience=3) set model.stop_training
+    # the rate each epoch trained with: halved at the end of epochs 2, 3 and 4
+    assert history["learning_rate"] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+    assert float(optimizer.learning_rate) == pytest.approx(0.00125)
+    assert len(timer.seconds) == 4 and all(s > 0 for s in timer.seconds)
+    rows = list(csv.DictReader(log_file.open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert float(rows[-1]["val_loss"]) == pytest.approx(history["val_loss"][-1])
+
+
+# ------------------------------------------------------------ TensorBoard
+def test_tensorboard_event_files_hold_the_logged_scalars(regression, tmp_path) -> None:
+    (x, y), (x_val, y_val) = regression
+    history = make_trainer(build()).fit((x, y), batch_size=32, epochs=3, validation_data=(x_val, y_val),
+                                        tensorboard_dir=tmp_path / "tb")
+    scalars = read_scalars(tmp_path / "tb")
+    assert set(scalars) == {"loss", "val_loss", "grad_norm", "learning_rate"}
+    for tag, points in scalars.items():
+        assert [step for step, _ in points] == [0, 1, 2]
+        np.testing.assert_allclose([v for _, v in points], history[tag], rtol=1e-6)
+    assert history["grad_norm"][0] > 0
+
+
+def test_reading_an_empty_log_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no TensorBoard event files"):
+        read_scalars(tmp_path)
+
+
+# ---------------------------------------------------------- regularization
+def test_the_loop_adds_the_penalties_to_the_loss() -> None:
+    """Forgetting model.losses would make the reported loss the data loss alone."""
+    x, y = data.make_regression_data(n=64, seed=0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Dense(4, kernel_regularizer=keras.regularizers.L2(0.1)),
+                              keras.layers.Dense(1)])
+    data_loss = float(keras.losses.MeanSquaredError()(y, model(x)))
+    penalty = 0.1 * float(np.sum(model.layers[0].kernel.numpy() ** 2))
+    assert penalty > 0.01
+    for run in (
+        lambda: loops.train(model, (x, y), batch_size=64, optimizer=keras.optimizers.SGD(0.0),
+                            loss_fn=keras.losses.MeanSquaredError(), epochs=1, verbose=0),
+        lambda: Trainer(model, optimizer=keras.optimizers.SGD(0.0),
+                        loss_fn=keras.losses.MeanSquaredError()).fit((x, y), batch_size=64, epochs=1),
+    ):
+        assert run()["loss"][0] == pytest.approx(data_loss + penalty, rel=1e-5)
+
+
+def test_trainer_equals_fit_with_a_schedule_and_clipping(regression) -> None:
+    (x, y), (x_val, y_val) = regression
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=5, decay_rate=0.7)
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.SGD(schedule, global_clipnorm=1.0), loss="mse")
+    fitted = reference.fit(x, y, batch_size=32, epochs=3, shuffle=False, validation_data=(x_val, y_val),
+                           verbose=0).history
+    model = build()
+    history = Trainer(model, optimizer=keras.optimizers.SGD(schedule), global_clipnorm=1.0,
+                      loss_fn=keras.losses.MeanSquaredError()).fit(
+        (x, y), batch_size=32, epochs=3, validation_data=(x_val, y_val))
+    assert max_weight_difference(model, reference) <= 1e-6
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(history[key], fitted[key], rtol=1e-6)
+
+
+def test_trainer_rejects_bad_arguments(regression) -> None:
+    (x, y), _ = regression
+    with pytest.raises(TypeError, match="optimizer"):
+        Trainer(build(), optimizer="adam", loss_fn=keras.losses.MeanSquaredError())
+    with pytest.raises(ValueError, match="epochs"):
+        make_trainer(build()).fit((x, y), batch_size=32, epochs=0)
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    with pytest.raises(ValueError, match="shuffle_seed"):
+        make_trainer(build()).fit(dataset, epochs=1, shuffle_seed=1)
