@@ -100,7 +100,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(regression, tmp_pa
     make_trainer(first).fit((x, y), epochs=3, checkpoint_dir=tmp_path, **kwargs)  # "interrupted"
     keras.utils.set_random_seed(999)  # the new process's state must not matter
     resumed = build(seed=123, dropout=dropout)  # different initial weights: all must come from disk
-    resumed_history = make_trainer(resumed).fit((x, y), epochs=6, checkpoint_dir=tmp_path, **kwargs)
+    resumed_trainer = make_trainer(resumed)
+    resumed_history = resumed_trainer.fit((x, y), epochs=6, checkpoint_dir=tmp_path, **kwargs)
+    assert resumed_trainer.start_epoch == 3
 
     assert max_weight_difference(straight, resumed) <= 1e-6
     assert len(resumed_history["loss"]) == 3

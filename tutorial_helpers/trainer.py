@@ -70,6 +70,8 @@ class Trainer:
         )
         self.test_step = loops.make_test_step(model, loss_fn, self.loss_tracker, self.metrics)
         self.early_stopper: EarlyStopper | None = None
+        #: epochs already done when the last ``fit`` began (restored from a checkpoint)
+        self.start_epoch = 0
 
     # ----------------------------------------------------------------- data
     @staticmethod
@@ -179,6 +181,7 @@ class Trainer:
             directory = Path(checkpoint_dir)
             checkpoint = self._checkpoint(shuffle_seed)
             start_epoch = self._restore(checkpoint, directory, shuffle_seed)
+            self.start_epoch = start_epoch
             manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=max_checkpoints)
             if verbose:
                 print(f"resuming after epoch {start_epoch}" if start_epoch else "starting fresh")
