@@ -65,7 +65,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                     ax.plot(epochs, h[key], marker=".", label=label)
             if logy and not np.all(np.isnan(h[series[0][0]])):
                 ax.set_yscale("log")
-            if len(series) > 1:
+            if len(series) > 1 and ax.get_lines():
                 ax.legend()
         gap_ax, smooth_ax = axes.flat[4], axes.flat[5]
         gap_ax.set_title("Overfitting gap (val_loss - loss)")
