@@ -75,3 +75,19 @@ def train_val_split(
     if len(train) == 0:
         raise ValueError("val_fraction leaves no training samples")
     return (x[train], y[train]), (x[val], y[val])
+
+
+def load_digit_images(low: float = -1.0, high: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 handwritten digits that scikit-learn ships (no download), as images.
+
+    Returns ``(images, labels)``: images of shape ``(1797, 8, 8, 1)``, ``float32``,
+    scaled from the original 0..16 grey levels to ``[low, high]`` (default
+    ``[-1, 1]``, the range of a ``tanh`` generator), and integer labels 0..9.
+    """
+    from sklearn.datasets import load_digits
+
+    if not low < high:
+        raise ValueError(f"low must be < high, got {low} and {high}")
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / 16.0 * (high - low) + low
+    return images[..., None], digits.target.astype(np.int64)

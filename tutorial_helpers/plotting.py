@@ -71,3 +71,30 @@ def plot_history(
         ax.set_title(title)
     ax.legend()
     return ax
+
+
+def plot_image_grid(
+    images: np.ndarray,
+    ncols: int = 10,
+    ax: Axes | None = None,
+    title: str | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> Axes:
+    """Tile images of shape ``(n, h, w[, 1])`` into one grid, dark strokes on white."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, h, w) or (n, h, w, 1), got {images.shape}")
+    n, h, w = images.shape
+    nrows = -(-n // ncols)
+    canvas = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), value_range[0], dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image
+    ax = _axes(ax, figsize=(ncols * 0.6, nrows * 0.6))
+    ax.imshow(canvas, cmap="gray_r", vmin=value_range[0], vmax=value_range[1])
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
