@@ -177,3 +177,72 @@ def test_evaluate_matches_model_evaluate(regression) -> None:
     got = loops.evaluate(model, (x, y), batch_size=50, loss_fn=keras.losses.MeanSquaredError(),
                          metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------------ Chapter 9
+@pytest.mark.parametrize("steps_per_execution", [1, 3, 8, 32, "epoch"])
+def test_every_execution_mode_reaches_the_same_weights(regression, steps_per_execution) -> None:
+    (x, y), (x_val, y_val) = regression
+    x, y = x[:790], y[:790]  # 25 batches: the last one partial, and 25 is no multiple of 3 or 8
+    kwargs = dict(batch_size=32, loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0,
+                  validation_data=(x_val, y_val),
+                  metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    plain = build_mlp()
+    plain_history = loops.train(plain, (x, y), optimizer=keras.optimizers.Adam(0.01), **kwargs)
+    fast = build_mlp()
+    fast_history = loops.train(fast, (x, y), optimizer=keras.optimizers.Adam(0.01),
+                               steps_per_execution=steps_per_execution, **kwargs)
+    assert max_weight_difference(plain, fast) <= 1e-5
+    for key, values in plain_history.items():
+        np.testing.assert_allclose(fast_history[key], values, rtol=1e-5, err_msg=key)
+
+
+def test_xla_step_reaches_the_same_weights(regression) -> None:
+    from tutorial_helpers import steps
+
+    (x, y), _ = regression
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    models_ = []
+    for jit in (False, True):
+        model = build_mlp()
+        body = steps.train_step_body(model, keras.optimizers.Adam(0.01), keras.losses.MeanSquaredError(),
+                                     keras.metrics.Mean())
+        step = steps.compile_step(body, jit_compile=jit)
+        for _ in range(2):
+            for xb, yb in dataset:
+                step(xb, yb)
+        models_.append(model)
+    assert max_weight_difference(*models_) <= 1e-5
+
+
+@pytest.mark.parametrize("steps_per_execution", [8, "epoch"])
+def test_nan_is_reported_with_its_step_in_fused_modes(regression, steps_per_execution) -> None:
+    (x, y), _ = regression
+    y_bad = y.copy()
+    y_bad[330] = np.nan  # batch 11 (samples 320..351)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 11"):
+        loops.train(build_mlp(), (x, y_bad), batch_size=32, optimizer=keras.optimizers.SGD(0.01),
+                    loss_fn=keras.losses.MeanSquaredError(), epochs=2, verbose=0,
+                    steps_per_execution=steps_per_execution)
+
+
+@pytest.mark.parametrize(
+    ("train_data", "value", "message"),
+    [
+        ("arrays", 0, "steps_per_execution"),
+        ("arrays", "fast", "steps_per_execution"),
+        ("dataset", "epoch", "in-memory arrays"),
+        ("unknown length", 4, "known length"),
+    ],
+)
+def test_bad_steps_per_execution(regression, train_data, value, message) -> None:
+    (x, y), _ = regression
+    data_ = {
+        "arrays": (x, y),
+        "dataset": tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+        "unknown length": tf.data.Dataset.from_tensor_slices((x, y)).batch(32).filter(lambda a, b: True),
+    }[train_data]
+    with pytest.raises(ValueError, match=message):
+        loops.train(build_mlp(), data_, batch_size=32 if train_data == "arrays" else None,
+                    optimizer=keras.optimizers.SGD(0.01), loss_fn=keras.losses.MeanSquaredError(),
+                    epochs=1, verbose=0, steps_per_execution=value)

@@ -25,10 +25,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tutorial_helpers.gradients import clip_gradients, global_norm
+from tutorial_helpers.steps import (
+    LossFn,
+    compile_step,
+    make_epoch_step,
+    make_multi_step,
+    make_test_step,
+    make_train_step,
+    train_step_body,
+)
 from tutorial_helpers.validation import check_positive_int, check_same_length
 
-LossFn = Callable[..., tf.Tensor]
+__all__ = ["as_dataset", "evaluate", "make_test_step", "make_train_step", "train"]
+
 History = dict[str, list[float]]
 
 
@@ -80,74 +89,6 @@ def as_dataset(data: Any, batch_size: int | None = None, name: str = "train_data
     return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
 
 
-def _total_loss(model: keras.Model, loss_fn: LossFn, y, y_pred, sample_weight) -> tf.Tensor:
-    """The compiled loss plus the model's own losses, summed the way ``fit`` sums them."""
-    loss = loss_fn(y, y_pred, sample_weight=sample_weight)
-    if model.losses:
-        loss = keras.ops.sum([loss, *model.losses])
-    return loss
-
-
-def make_train_step(
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
-    loss_fn: LossFn,
-    loss_tracker: keras.metrics.Metric,
-    metrics: Sequence[keras.metrics.Metric] = (),
-    *,
-    global_clipnorm: float | None = None,
-    clipnorm: float | None = None,
-    gradient_norm_tracker: keras.metrics.Metric | None = None,
-) -> Callable[..., tf.Tensor]:
-    """Compile one training step: forward, loss, backward, update, metrics; returns the loss.
-
-    ``global_clipnorm`` / ``clipnorm`` clip the gradients before the update
-    (see :func:`tutorial_helpers.gradients.clip_gradients`).  If
-    ``gradient_norm_tracker`` is given, it is updated with the global norm of
-    the gradients *before* clipping, the number to watch for explosions.
-    ``reduce_retracing=True`` lets a partial last batch reuse the same graph
-    (a retrace would also make the result differ from ``fit`` in the last bits).
-    """
-    clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm)  # check the settings now
-
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y, sample_weight=None):
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = _total_loss(model, loss_fn, y, y_pred, sample_weight)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        if gradient_norm_tracker is not None:
-            gradient_norm_tracker.update_state(global_norm(gradients))
-        gradients = clip_gradients(gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm)
-        optimizer.apply(gradients, model.trainable_variables)
-        loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
-        for metric in metrics:
-            metric.update_state(y, y_pred, sample_weight=sample_weight)
-        return loss
-
-    return train_step
-
-
-def make_test_step(
-    model: keras.Model,
-    loss_fn: LossFn,
-    loss_tracker: keras.metrics.Metric,
-    metrics: Sequence[keras.metrics.Metric] = (),
-) -> Callable[..., tf.Tensor]:
-    """Compile one evaluation step (``training=False``, no update); returns the loss."""
-
-    @tf.function(reduce_retracing=True)
-    def test_step(x, y, sample_weight=None):
-        y_pred = model(x, training=False)
-        loss = _total_loss(model, loss_fn, y, y_pred, sample_weight)
-        loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
-        for metric in metrics:
-            metric.update_state(y, y_pred, sample_weight=sample_weight)
-        return loss
-
-    return test_step
-
-
 def check_finite(loss: tf.Tensor, epoch: int, step: int) -> float:
     """Return ``loss`` as a float, or raise ``FloatingPointError`` naming the epoch and step."""
     value = float(loss)
@@ -189,9 +130,31 @@ def evaluate(
     tracker = keras.metrics.Mean(name="loss")
     step = make_test_step(model, loss_fn, tracker, metrics)
     reset_metrics(tracker, metrics)
-    for batch in dataset:
+    for batch in _distribute(dataset):
         step(*batch)
     return metric_results(tracker, metrics)
+
+
+def _distribute(dataset: tf.data.Dataset) -> Any:
+    """Split each batch across the replicas of the current strategy, if there is one."""
+    if tf.distribute.has_strategy():
+        return tf.distribute.get_strategy().experimental_distribute_dataset(dataset)
+    return dataset
+
+
+def _check_steps_per_execution(value: int | str, train_data: Any) -> int | str:
+    if value == "epoch":
+        if isinstance(train_data, tf.data.Dataset):
+            raise ValueError(
+                'steps_per_execution="epoch" needs the training data as in-memory arrays '
+                "(x, y[, sample_weight]), not a tf.data.Dataset"
+            )
+        if tf.distribute.has_strategy():
+            raise ValueError('steps_per_execution="epoch" does not run under a distribution strategy')
+        return value
+    if isinstance(value, str):
+        raise ValueError(f'steps_per_execution must be an int >= 1 or "epoch", got {value!r}')
+    return check_positive_int(value, "steps_per_execution")
 
 
 def train(
@@ -207,6 +170,7 @@ def train(
     verbose: int = 1,
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
+    steps_per_execution: int | str = 1,
 ) -> History:
     """Train ``model`` with a hand-written loop and return its per-epoch history.
 
@@ -217,6 +181,16 @@ def train(
     loss (called as ``loss_fn(y, y_pred, sample_weight=...)``); ``metrics`` are
     Keras metric objects, reported under their ``name`` (``val_`` + name for
     validation).  ``verbose=1`` shows Keras's progress bar, ``0`` nothing.
+    ``global_clipnorm`` clips all gradients together to that global norm,
+    ``clipnorm`` each gradient tensor to that norm (at most one of them).
+
+    ``steps_per_execution=N`` runs N steps per ``tf.function`` call (Chapter 9);
+    ``"epoch"`` runs a whole epoch per call over in-memory tensors (arrays only),
+    the fastest option on a CPU.  The batches, and so the results, are the same.
+
+    Called inside ``strategy.scope()`` of a ``tf.distribute`` strategy, the
+    same loop splits every batch across the replicas (Chapter 10); use batch
+    sizes divisible by the number of replicas for exact averages.
 
     Returns ``{"loss": [...], "<metric>": [...], "val_loss": [...], ...}``, one
     value per epoch, averaged over the epoch's samples exactly as ``fit`` does.
@@ -230,6 +204,7 @@ def train(
         raise TypeError(f"optimizer must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    steps_per_execution = _check_steps_per_execution(steps_per_execution, train_data)
     train_ds = as_dataset(train_data, batch_size, name="train_data")
     val_ds = None if validation_data is None else as_dataset(
         validation_data, batch_size, name="validation_data"
@@ -238,15 +213,24 @@ def train(
     names = [m.name for m in metrics]
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"metric names must be unique and not 'loss', got {names}")
+    cardinality = int(train_ds.cardinality())
+    steps_per_epoch = cardinality if cardinality > 0 else None
+    if steps_per_execution != 1 and steps_per_epoch is None:
+        raise ValueError("steps_per_execution > 1 needs a dataset of known length (cardinality)")
 
     loss_tracker = keras.metrics.Mean(name="loss")
-    train_step = make_train_step(
+    body = train_step_body(
         model, optimizer, loss_fn, loss_tracker, metrics,
         global_clipnorm=global_clipnorm, clipnorm=clipnorm,
     )
     test_step = make_test_step(model, loss_fn, loss_tracker, metrics)
-    cardinality = int(train_ds.cardinality())
-    steps_per_epoch = cardinality if cardinality > 0 else None
+    if steps_per_execution == "epoch":
+        run_calls = _epoch_calls(make_epoch_step(body, batch_size), train_data, steps_per_epoch)
+    elif steps_per_execution == 1:
+        run_calls = _single_calls(compile_step(body), train_ds)
+    else:
+        run_calls = _multi_calls(make_multi_step(body), train_ds, steps_per_epoch, steps_per_execution)
+    val_ds = None if val_ds is None else _distribute(val_ds)
 
     history: History = {}
     for epoch in range(1, epochs + 1):
@@ -256,8 +240,10 @@ def train(
             print(f"Epoch {epoch}/{epochs}")
             progbar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", *names])
         step = 0
-        for step, batch in enumerate(train_ds, start=1):
-            check_finite(train_step(*batch), epoch, step)
+        for step, loss, first_bad in run_calls():
+            if first_bad is not None:
+                check_finite(float("nan"), epoch, first_bad)
+            check_finite(loss, epoch, step)
             if progbar is not None:
                 progbar.update(step, list(metric_results(loss_tracker, metrics).items()))
         if step == 0:
@@ -274,3 +260,38 @@ def train(
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
     return history
+
+
+# Each ``*_calls`` returns a function that runs one epoch and yields, after every
+# compiled call, (steps done so far, last loss, 1-based step of the first
+# non-finite loss in that call or None).
+
+
+def _single_calls(step: Callable, dataset: tf.data.Dataset) -> Callable:
+    def run():
+        for index, batch in enumerate(_distribute(dataset), start=1):
+            yield index, step(*batch), None
+
+    return run
+
+
+def _multi_calls(multi_step: Callable, dataset: tf.data.Dataset, steps: int, per_call: int) -> Callable:
+    def run():
+        iterator, done = iter(_distribute(dataset)), 0
+        while done < steps:
+            n = min(per_call, steps - done)
+            loss, bad = multi_step(iterator, tf.constant(n))
+            yield done + n, loss, None if int(bad) < 0 else done + int(bad) + 1
+            done += n
+
+    return run
+
+
+def _epoch_calls(epoch_step: Callable, arrays: Any, steps: int) -> Callable:
+    tensors = tuple(tf.constant(np.asarray(a, dtype=np.float32)) for a in arrays)
+
+    def run():
+        loss, bad = epoch_step(*tensors)
+        yield steps, loss, None if int(bad) < 0 else int(bad) + 1
+
+    return run
