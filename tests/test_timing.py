@@ -1,4 +1,4 @@
-"""The timing helpers subtract set-up cost and take medians."""
+"""The timing helpers subtract set-up cost, exclude warm-up, and take medians."""
 
 from __future__ import annotations
 
@@ -20,22 +20,30 @@ def test_setup_cost_cancels() -> None:
     assert seconds == pytest.approx(0.01, abs=0.006)
 
 
-def test_race_returns_medians_and_results() -> None:
-    calls: list[str] = []
+def test_race_excludes_the_warm_up_and_takes_turns() -> None:
+    calls: list[tuple[str, int]] = []
 
-    def make(name: str, per_epoch: float):
-        def run(n: int) -> str:
-            calls.append(name)
-            time.sleep(per_epoch * n)
-            return name
+    def rung(name: str, first: float, per_epoch: float):
+        def factory():
+            state = {"warm": False}
 
-        return run
+            def run(n: int) -> None:
+                calls.append((name, n))
+                if not state["warm"]:
+                    time.sleep(first)  # like tracing: only the first call pays
+                    state["warm"] = True
+                time.sleep(per_epoch * n)
 
-    times, results = race({"slow": make("slow", 0.01), "fast": make("fast", 0.001)},
-                          {"slow": 2, "fast": 2}, repeats=2)
-    assert times["slow"] > times["fast"]
-    assert results == {"slow": "slow", "fast": "fast"}
-    assert calls == ["slow", "slow", "fast", "fast"] * 2  # in turn within each repeat
+            return name, run
+
+        return factory
+
+    times, models = race({"slow": rung("slow", 0.0, 0.01), "traced": rung("traced", 0.1, 0.001)},
+                         {"slow": 3, "traced": 3}, repeats=2)
+    assert times["slow"] == pytest.approx(0.01, abs=0.005)
+    assert times["traced"] < 0.005  # the 100 ms warm-up is not counted
+    assert models == {"slow": "slow", "traced": "traced"}
+    assert calls == [("slow", 1), ("slow", 3), ("traced", 1), ("traced", 3)] * 2
 
 
 def test_bad_arguments() -> None:
@@ -43,3 +51,5 @@ def test_bad_arguments() -> None:
         seconds_per_epoch(lambda n: None, epochs=0)
     with pytest.raises(ValueError, match="repeats"):
         race({}, {}, repeats=0)
+    with pytest.raises(ValueError, match="epochs"):
+        race({"a": lambda: (None, lambda n: None)}, {"a": 0})

@@ -9,13 +9,17 @@ from typing import Any
 
 from tutorial_helpers.validation import check_positive_int
 
+#: A rung of the speed ladder: ``factory() -> (model, run)``, where ``run(k)`` trains ``k`` epochs.
+Factory = Callable[[], tuple[Any, Callable[[int], Any]]]
+
 
 def seconds_per_epoch(run: Callable[[int], Any], epochs: int) -> tuple[float, Any]:
     """Steady-state seconds per epoch of ``run(n_epochs)``, and what the longer run returned.
 
-    Times ``run(epochs + 1)`` and ``run(1)`` and divides the difference by
-    ``epochs``: tracing, building and other one-off costs, paid by both calls,
-    cancel out.
+    For loops that trace anew on every call (``loops.train``, ``model.fit``
+    with a fresh model): times ``run(epochs + 1)`` and ``run(1)`` and divides
+    the difference by ``epochs``, so the one-off costs paid by both cancel.
+    Needs enough epochs for the difference to stand out of the noise.
     """
     epochs = check_positive_int(epochs, "epochs")
     start = time.perf_counter()
@@ -28,19 +32,26 @@ def seconds_per_epoch(run: Callable[[int], Any], epochs: int) -> tuple[float, An
 
 
 def race(
-    runs: Mapping[str, Callable[[int], Any]], epochs: Mapping[str, int], repeats: int = 3
+    factories: Mapping[str, Factory], epochs: Mapping[str, int], repeats: int = 3
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Time every run ``repeats`` times, in turn, and return the median seconds per epoch of each.
+    """Median seconds per epoch of every rung, after a warm-up epoch, and each rung's model.
 
-    Taking the runs in turn within each repeat means a machine that gets busier
-    or quieter affects all of them alike.  Also returns what each run returned
-    (from its last repeat), e.g. the trained model, to check they all agree.
+    For every repeat and every rung, in turn: build it with ``factory()``, run
+    one epoch to pay for tracing and compilation, then time ``run(epochs[name])``.
+    Taking the rungs in turn within each repeat means a machine that gets busier
+    or quieter affects all of them alike.  The models returned (from the last
+    repeat) have trained ``1 + epochs[name]`` epochs.
     """
     repeats = check_positive_int(repeats, "repeats")
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    results: dict[str, Any] = {}
+    samples: dict[str, list[float]] = {name: [] for name in factories}
+    trained: dict[str, Any] = {}
     for _ in range(repeats):
-        for name, run in runs.items():
-            seconds, results[name] = seconds_per_epoch(run, epochs[name])
-            samples[name].append(seconds)
-    return {name: statistics.median(values) for name, values in samples.items()}, results
+        for name, factory in factories.items():
+            n = check_positive_int(epochs[name], f"epochs[{name!r}]")
+            model, run = factory()
+            run(1)  # warm-up: tracing and compilation are not timed
+            start = time.perf_counter()
+            run(n)
+            samples[name].append((time.perf_counter() - start) / n)
+            trained[name] = model
+    return {name: statistics.median(values) for name, values in samples.items()}, trained
