@@ -86,7 +86,28 @@ def _use_inline_plots() -> None:
         shell.run_line_magic("matplotlib", "inline")
 
 
-def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
+def split_cpu(devices: int) -> None:
+    """Split the physical CPU into ``devices`` logical devices (for distribution on one machine).
+
+    Must run before TensorFlow executes its first operation; afterwards the
+    device list is fixed and this raises ``RuntimeError`` saying so.
+    """
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"devices must be an int >= 1, got {devices!r}")
+    tf = quiet_import_tensorflow()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
+        )
+    except RuntimeError as error:
+        raise RuntimeError(
+            "the CPU can only be split before TensorFlow runs its first operation: "
+            "call prepare_notebook(cpu_devices=...) first, in a fresh kernel"
+        ) from error
+
+
+def prepare_notebook(seed: int = DEFAULT_SEED, cpu_devices: int = 1) -> None:
     """Make a chapter reproducible and quiet, and say what it runs on.
 
     Call it in the first code cell of every chapter, before anything imports
@@ -94,7 +115,11 @@ def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
     silences TensorFlow's start-up logs, and prints two lines: the library
     versions (pinned, so they are the same for every reader) and the device and
     Python version (which may differ, and explain different last digits).
+    ``cpu_devices=2`` splits the CPU into two logical devices first, so that a
+    distribution strategy has two replicas on any laptop (Chapter 10).
     """
+    if cpu_devices != 1:
+        split_cpu(cpu_devices)
     set_seed(seed)
     _use_inline_plots()
     tf = quiet_import_tensorflow()
@@ -108,3 +133,6 @@ def prepare_notebook(seed: int = DEFAULT_SEED) -> None:
         f"Device: {device_description()} | Python {platform.python_version()} "
         f"on {platform.system()} {platform.machine()}"
     )
+    if cpu_devices != 1:
+        logical = tf.config.list_logical_devices("CPU")
+        print(f"CPU split into {len(logical)} logical devices")
