@@ -64,7 +64,7 @@ def test_notebook_is_saved_executed_in_order_and_clean(path: Path) -> None:
     counts = [c["execution_count"] for c in cells]
     assert None not in counts, f"cells never executed: {[i for i, n in enumerate(counts) if n is None]}"
     assert counts == list(range(1, len(cells) + 1)), f"not run top to bottom in a fresh kernel: {counts}"
-    assert "prepare_notebook()" in "".join(cells[0]["source"]), "first cell must call prepare_notebook()"
+    assert "prepare_notebook(" in "".join(cells[0]["source"]), "first cell must call prepare_notebook()"
 
     with_output = 0
     for i, cell in enumerate(cells):
