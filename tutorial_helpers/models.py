@@ -17,14 +17,18 @@ def make_mlp(
     dropout: float = 0.0,
     batch_norm: bool = False,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
+    kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+    activation: str = "relu",
     output_activation: str | None = None,
     seed: int | None = None,
     name: str = "mlp",
 ) -> keras.Sequential:
-    """A ReLU multilayer perceptron: ``Dense -> [BatchNorm] -> ReLU -> [Dropout]`` per hidden layer.
+    """A multilayer perceptron: ``Dense -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer.
 
     Batch normalization goes between the linear layer and the activation (so the
     Dense layers before it need no bias); dropout after the activation.
+    ``kernel_initializer`` and ``activation`` (default Glorot and ReLU) apply to
+    every hidden layer; Chapter 11 uses them to make gradients explode or vanish.
     ``kernel_regularizer`` (e.g. ``keras.regularizers.L2(1e-3)``) applies to every
     Dense kernel, and its penalties appear in ``model.losses``.  With ``seed``,
     the initial weights depend only on it.
@@ -39,11 +43,16 @@ def make_mlp(
     for units in hidden:
         units = check_positive_int(units, "hidden units")
         layers.append(
-            keras.layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=kernel_regularizer)
+            keras.layers.Dense(
+                units,
+                use_bias=not batch_norm,
+                kernel_regularizer=kernel_regularizer,
+                kernel_initializer=kernel_initializer,
+            )
         )
         if batch_norm:
             layers.append(keras.layers.BatchNormalization())
-        layers.append(keras.layers.Activation("relu"))
+        layers.append(keras.layers.Activation(activation))
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
     layers.append(

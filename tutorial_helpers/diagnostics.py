@@ -1,0 +1,93 @@
+"""Chapter 11: instruments for debugging a training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tutorial_helpers.validation import check_positive_int
+
+
+def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
+    """The model's ``Dense`` layers, input to output."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def record_gradient_norms(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn,
+    dataset: tf.data.Dataset,
+    steps: int,
+    *,
+    global_clipnorm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train for ``steps`` steps and record, at every step, each Dense layer's kernel-gradient norm.
+
+    Returns ``(norms, losses)``: ``norms`` has shape ``(steps, n_dense_layers)``
+    (input layer first), ``losses`` shape ``(steps,)``.  Stops early, padding with
+    NaN, if the loss becomes non-finite.  ``global_clipnorm`` clips the
+    gradients before the update (the norms are recorded before clipping).
+    """
+    steps = check_positive_int(steps, "steps")
+    kernels = [layer.kernel for layer in dense_layers(model)]
+    if not kernels:
+        raise ValueError("the model has no Dense layers to watch")
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients, strict=True)}
+        norms = tf.stack([tf.norm(by_variable[id(k)]) for k in kernels])
+        if global_clipnorm is not None:
+            gradients, _ = tf.clip_by_global_norm(gradients, global_clipnorm)
+        optimizer.apply(gradients, model.trainable_variables)
+        return norms, loss
+
+    norms = np.full((steps, len(kernels)), np.nan)
+    losses = np.full(steps, np.nan)
+    batches = iter(dataset.repeat())
+    for i in range(steps):
+        step_norms, loss = step(*next(batches))
+        norms[i], losses[i] = step_norms.numpy(), float(loss)
+        if not np.isfinite(losses[i]):
+            break
+    return norms, losses
+
+
+def assert_same_shape(y_true: tf.Tensor, y_pred: tf.Tensor) -> None:
+    """Raise ``ValueError`` if targets and predictions differ in shape.
+
+    ``(batch,)`` targets against ``(batch, 1)`` predictions broadcast to a
+    ``(batch, batch)`` error matrix in hand-written losses, silently; this check
+    turns that into an error.  Works in eager code and inside ``tf.function``
+    (where it checks the static shapes while tracing).
+    """
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if len(true_shape) != len(pred_shape) or any(
+        a is not None and b is not None and a != b for a, b in zip(true_shape, pred_shape, strict=False)
+    ):
+        raise ValueError(
+            f"targets of shape {true_shape} and predictions of shape {pred_shape} would broadcast; "
+            "reshape the targets (y[:, None]) or the predictions"
+        )
+
+
+def standardize(train: np.ndarray, *others: np.ndarray) -> Sequence[np.ndarray]:
+    """Scale features to mean 0 and standard deviation 1, with statistics from ``train`` only.
+
+    Returns the transformed ``train`` followed by every array in ``others``
+    (validation, test) transformed with the *training* statistics.
+    Constant features are left centred but unscaled.
+    """
+    train = np.asarray(train, dtype=np.float32)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    return [(np.asarray(a, dtype=np.float32) - mean) / std for a in (train, *others)]
