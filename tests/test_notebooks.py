@@ -88,3 +88,23 @@ def test_timed_cells_are_ignored_and_followed_by_an_assertion(path: Path) -> Non
         if "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
             later = "".join("".join(c["source"]) for c in cells[i + 1 :])
             assert "assert" in later, f"cell {i} ignores its output but nothing after it asserts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_has_goals_summary_and_checked_exercises(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    text = "\n".join(markdown)
+    if "appendix" not in path.stem:
+        assert "**What you will learn**" in markdown[0], "the first cell says what the chapter teaches"
+    assert "## Summary" in text
+    exercises = text.split("## Exercises", 1)
+    assert len(exercises) == 2, "no exercises"
+    items = re.findall(r"^\d+\. ", exercises[1], flags=re.M)
+    assert 2 <= len(items) <= 4, f"{len(items)} exercises"
+    checkers = re.findall(r"check\.(\w+)\(", exercises[1])
+    assert checkers, "at least one exercise has a checker in tutorial_helpers.check"
+    from tutorial_helpers import check
+
+    for name in checkers:
+        assert callable(getattr(check, name, None)), f"check.{name} does not exist"

@@ -1,0 +1,122 @@
+"""Every exercise checker accepts a right answer and rejects a typical wrong one."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tutorial_helpers import check, custom_fit, diagnostics, losses
+
+
+def right_mae_step(model, x, y, lr):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(model(x) - y))
+    dw, db = tape.gradient(loss, [model.w, model.b])
+    model.w.assign_sub(lr * dw)
+    model.b.assign_sub(lr * db)
+
+
+def wrong_mae_step(model, x, y, lr):  # forgot the learning rate
+    right_mae_step(model, x, y, 1.0)
+
+
+def epoch(weighted: bool):
+    def run(model, optimizer, loss_fn, dataset):
+        total, count, means = 0.0, 0, []
+        for xb, yb in dataset:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            total += float(loss) * len(xb)
+            count += len(xb)
+            means.append(float(loss))
+        return total / count if weighted else float(np.mean(means))
+
+    return run
+
+
+class NoLossTracker(keras.Model):  # the classic mistake: loss tracker not updated
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        for metric in self.metrics:
+            if metric.name != "loss":
+                metric.update_state(y, y_pred)
+        return self.get_metrics_result()
+
+
+def stopper(strict: bool):
+    def run(values, patience):
+        best, best_epoch, wait = float("inf"), None, 0
+        for epoch_, value in enumerate(values):
+            if value < best or (not strict and value <= best):
+                best, best_epoch, wait = value, epoch_, 0
+            else:
+                wait += 1
+                if wait >= patience:
+                    return epoch_, best_epoch
+        return None, best_epoch
+
+    return run
+
+
+def make_epoch(include_last: bool):
+    def make(step, batch_size):
+        @tf.function
+        def run(x, y):
+            n = tf.shape(x)[0]
+            steps = (n + batch_size - 1) // batch_size if include_last else n // batch_size
+            for i in tf.range(steps):
+                end = tf.minimum((i + 1) * batch_size, n)
+                step(x[i * batch_size : end], y[i * batch_size : end])
+
+        return run
+
+    return make
+
+
+def safe_mse(y_true, y_pred):
+    diagnostics.assert_same_shape(y_true, y_pred)
+    return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+CASES = [
+    (check.mae_step, right_mae_step, wrong_mae_step),
+    (check.training_epoch, epoch(weighted=True), epoch(weighted=False)),
+    (check.custom_train_step, custom_fit.CustomFitModel, NoLossTracker),
+    (check.focal_loss, losses.BinaryFocalLoss(0.25, 2.0),
+     lambda y, p: tf.reduce_mean(-(y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p)))),
+    (check.global_clipping, lambda g, c: tf.clip_by_global_norm(g, c)[0],
+     lambda g, c: [tf.clip_by_norm(t, c) for t in g]),
+    (check.loss_with_penalties,
+     lambda m, y, p: keras.losses.MeanSquaredError()(y, p) + tf.add_n(m.losses),
+     lambda m, y, p: keras.losses.MeanSquaredError()(y, p)),
+    (check.early_stopping, stopper(strict=True), stopper(strict=False)),
+    (check.generator_loss,
+     lambda z: keras.losses.BinaryCrossentropy(from_logits=True)(tf.ones_like(z), z),
+     lambda z: keras.losses.BinaryCrossentropy(from_logits=True)(tf.zeros_like(z), z)),
+    (check.epoch_batches, make_epoch(include_last=True), make_epoch(include_last=False)),
+    (check.replica_loss, lambda per, gbs: tf.reduce_sum(per) / gbs, lambda per, gbs: tf.reduce_mean(per)),
+    (check.shape_safe_loss, safe_mse, lambda y, p: tf.reduce_mean(tf.square(y - p))),
+]
+
+
+@pytest.mark.parametrize(("checker", "right", "wrong"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_checker_tells_right_from_wrong(checker, right, wrong, capsys) -> None:
+    assert checker(right) is True
+    assert capsys.readouterr().out.strip().endswith("correct")
+    assert checker(wrong) is False
+    assert "not yet" in capsys.readouterr().out
+
+
+def test_a_crashing_answer_is_reported_not_raised(capsys) -> None:
+    def broken(*args):
+        raise RuntimeError("oops")
+
+    assert check.focal_loss(broken) is False
+    assert "raised RuntimeError: oops" in capsys.readouterr().out
