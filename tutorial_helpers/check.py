@@ -147,7 +147,7 @@ def global_clipping(your_fn: Callable) -> bool:
 
 
 def loss_with_penalties(your_fn: Callable) -> bool:
-    """Chapter 6: ``your_fn(model, y_true, y_pred)`` returns the data loss (MSE) plus the model's penalties."""
+    """Chapter 6: ``your_fn(model, y_true, y_pred)`` returns the MSE plus the model's penalties."""
 
     def body() -> str | None:
         x, y = data.make_regression_data(n=32, seed=0)
