@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import keras
 import tensorflow as tf
 
-
-def _check_steps(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
-
-
-def _check_rate(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return float(value)
+from tutorial_helpers.validation import check_non_negative_int, check_non_negative_number
 
 
 @keras.saving.register_keras_serializable(package="tutorial_helpers")
@@ -54,10 +39,10 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         name: str = "warmup_cosine_decay",
     ) -> None:
         super().__init__()
-        self.peak_learning_rate = _check_rate(peak_learning_rate, "peak_learning_rate")
-        self.min_learning_rate = _check_rate(min_learning_rate, "min_learning_rate")
-        self.warmup_steps = _check_steps(warmup_steps, "warmup_steps")
-        self.total_steps = _check_steps(total_steps, "total_steps")
+        self.peak_learning_rate = check_non_negative_number(peak_learning_rate, "peak_learning_rate")
+        self.min_learning_rate = check_non_negative_number(min_learning_rate, "min_learning_rate")
+        self.warmup_steps = check_non_negative_int(warmup_steps, "warmup_steps")
+        self.total_steps = check_non_negative_int(total_steps, "total_steps")
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         if self.warmup_steps > self.total_steps:

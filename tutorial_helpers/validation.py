@@ -48,10 +48,28 @@ def check_positive_number(value: object, name: str) -> float:
     return float(value)
 
 
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` if it is an int >= 1, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return int(value)
+    return _check_int(value, name, 1)
+
+
+def check_non_negative_int(value: object, name: str) -> int:
+    """Return ``value`` if it is an int >= 0, else raise."""
+    return _check_int(value, name, 0)
+
+
+def check_non_negative_number(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number >= 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
