@@ -164,6 +164,8 @@ def test_every_page_renders_in_a_real_browser(built_html: Path, served: str) -> 
         assert parser.h1.strip(), f"{page}: no title"
         assert not re.search(r"Traceback \(most recent call last\)", dom), f"{page}: shows a traceback"
         assert "stderr" not in parser.classes, f"{page}: shows a stderr block"
+        if page == CHAPTERS[0]:  # formulas are typeset by the MathJax shipped in _static/
+            assert "mjx-container" in dom, f"{page}: math was not rendered"
         if page in CHAPTERS:
             assert "cell_output" in parser.classes, f"{page}: no code outputs"
             assert parser.images_in_outputs >= 1, f"{page}: no rendered figure"
