@@ -89,6 +89,9 @@ def test_two_workers_on_loopback_agree_with_each_other_and_with_one_process(tmp_
     model, _, _ = multiworker.train_here(epochs=3)
     for a, b in zip(weights[0], model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    for index in range(2):  # both trained as one two-replica job, not as two separate runs
+        history = json.loads((tmp_path / f"worker-{index}.json").read_text())
+        assert history["replicas_in_sync"] == [2.0]
     assert (tmp_path / "checkpoint" / "checkpoint").exists()  # the chief's checkpoint, and only it
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["checkpoint"]
 

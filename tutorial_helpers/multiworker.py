@@ -9,7 +9,8 @@ Run as a module, this file is one worker::
 Every worker builds the same model under the strategy's scope and runs
 :func:`tutorial_helpers.loops.train` unchanged; each global batch is split
 between the workers and the gradients are summed across them.  Every worker
-writes its final weights to ``OUT/worker-<index>.npz``; only the chief (worker
+writes its final weights to ``OUT/worker-<index>.npz`` and its
+history, with the number of replicas it trained with, to ``OUT/worker-<index>.json``; only the chief (worker
 0) keeps a checkpoint in ``OUT/checkpoint``, the others write theirs to a
 temporary folder and delete it (saving is a collective operation: all workers
 must take part).
@@ -87,7 +88,7 @@ def _worker_main(outdir: Path, epochs: int) -> None:
     set_seed(0)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-    with strategy.scope():
+    with strategy.scope():  # train_here finds the strategy through this scope
         model, optimizer, history = train_here(epochs)
     is_chief = index == 0
     directory = outdir / "checkpoint" if is_chief else Path(tempfile.mkdtemp(prefix=f"worker{index}-"))
@@ -96,6 +97,7 @@ def _worker_main(outdir: Path, epochs: int) -> None:
     if not is_chief:
         tf.io.gfile.rmtree(str(directory))
     np.savez(outdir / f"worker-{index}.npz", *model.get_weights())
+    history["replicas_in_sync"] = [float(strategy.num_replicas_in_sync)]
     (outdir / f"worker-{index}.json").write_text(json.dumps(history))
 
 

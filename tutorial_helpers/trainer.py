@@ -69,7 +69,6 @@ class Trainer:
             gradient_norm_tracker=self.grad_norm_tracker,
         )
         self.test_step = loops.make_test_step(model, loss_fn, self.loss_tracker, self.metrics)
-        self.early_stopper: EarlyStopper | None = None
         #: epochs already done when the last ``fit`` began (restored from a checkpoint)
         self.start_epoch = 0
 
@@ -168,7 +167,8 @@ class Trainer:
         epochs = check_positive_int(epochs, "epochs")
         if shuffle_seed is not None and isinstance(train_data, tf.data.Dataset):
             raise ValueError("shuffle_seed works on arrays; shuffle a tf.data.Dataset in the pipeline")
-        first = next(iter(self._epoch_batches(train_data, batch_size, None, 0)), None)
+        unshuffled = self._epoch_batches(train_data, batch_size, None, 0)
+        first = next(iter(unshuffled), None)
         if first is None:
             raise ValueError("train_data yielded no batches")
         val_ds = None
@@ -191,12 +191,11 @@ class Trainer:
         # and callbacks (EarlyStopping) may set model.stop_training.
         self.model.optimizer = self.optimizer
         self.model.stop_training = False
-        steps = int(self._epoch_batches(train_data, batch_size, None, 0).cardinality())
+        steps = int(unshuffled.cardinality())
         callback_list = keras.callbacks.CallbackList(
             list(callbacks), add_history=False, add_progbar=verbose != 0, verbose=verbose,
             epochs=epochs, steps=steps if steps > 0 else None, model=self.model,
         )
-        self.early_stopper = early_stopping
         history: dict[str, list[float]] = {}
         logs: dict[str, float] = {}
         callback_list.on_train_begin()
