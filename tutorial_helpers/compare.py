@@ -20,3 +20,27 @@ def max_weight_difference(a: keras.Model, b: keras.Model) -> float:
     if not weights_a:
         raise ValueError("the models have no weights (are they built?)")
     return max(float(np.max(np.abs(u - v))) for u, v in zip(weights_a, weights_b, strict=True))
+
+
+FLOAT32_ROUNDING = 1e-6
+
+
+def format_difference(difference: float) -> str:
+    """Say how large a weight difference is in words that hold on every machine.
+
+    ``0.0`` is ``"0 (bit for bit)"``.  A difference below ``1e-6`` is float32
+    rounding, whose last digits depend on the CPU's instruction set and thread
+    count, so it prints as ``"< 1e-06 (float32 rounding)"``, never as digits
+    that another machine would print differently.  Anything larger is a real
+    difference and prints in scientific notation, e.g. ``"3.1e-01"``.
+    """
+    if isinstance(difference, bool) or not isinstance(difference, (int, float, np.floating)):
+        raise TypeError(f"difference must be a number, got {type(difference).__name__}")
+    difference = float(difference)
+    if not np.isfinite(difference) or difference < 0:
+        raise ValueError(f"difference must be a finite number >= 0, got {difference}")
+    if difference == 0.0:
+        return "0 (bit for bit)"
+    if difference < FLOAT32_ROUNDING:
+        return f"< {FLOAT32_ROUNDING:.0e} (float32 rounding)"
+    return f"{difference:.1e}"

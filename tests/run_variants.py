@@ -1,0 +1,212 @@
+"""Run every notebook as other readers' machines would, and name each cell that does not reproduce.
+
+    python tests/run_variants.py                 # every variant, every notebook in book/
+    python tests/run_variants.py --variants avx2,threads1 book/06_regularization.ipynb
+
+TensorFlow's CPU matrix multiply picks its kernels by the CPU's instruction set
+at run time, and splits reductions by the number of intra-op threads, so the
+last bits of a float depend on the reader's machine.  Each *variant* imitates
+another machine on this one, through environment variables that the notebook
+kernels inherit, and re-runs the notebooks with nbval:
+
+* ``avx2``, ``avx512``, ``sse41`` (and, not by default, ``avx``): other instruction
+  sets, through ``ONEDNN_MAX_CPU_ISA`` (TensorFlow's matmul) and ``OPENBLAS_CORETYPE``
+  (NumPy's and SciPy's BLAS): a laptop without AVX-512, an Intel server, an old CPU;
+* ``threads1``, ``threads4``, ``threads16``: other core counts, through
+  ``TF_NUM_INTRAOP_THREADS`` and ``OPENBLAS_NUM_THREADS``;
+* ``xla``: every Keras ``compile()`` resolved to ``jit_compile=True`` (what a GPU
+  reader with op determinism off gets).  XLA changes the arithmetic itself, so
+  its outputs are not compared (``--nbval-lax``): every cell must run and every
+  assertion in the notebook must hold.
+
+Exit status 0 when every notebook reproduces under every variant; otherwise 1,
+after a table that names each notebook and cell that failed, under which
+variants, and the first lines of what differed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+XLA_SITE = ROOT / "tests" / "xla_variant"
+# Set by a variant, cleared for the others, so the caller's shell cannot leak into a run.
+NUMERIC_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    env: dict[str, str]
+    what: str
+    compare_outputs: bool = True
+    pythonpath: tuple[Path, ...] = field(default=())
+
+
+def _threads(n: int) -> dict[str, str]:
+    return {"TF_NUM_INTRAOP_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n)}
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("native", {}, "this machine as it is (what plain `pytest` runs)"),
+        Variant("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
+                "a CPU without AVX-512 (most laptops)"),
+        Variant("avx512", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "OPENBLAS_CORETYPE": "SkylakeX"},
+                "an AVX-512 server CPU without the newer extensions"),
+        Variant("avx", {"ONEDNN_MAX_CPU_ISA": "AVX", "OPENBLAS_CORETYPE": "Sandybridge"},
+                "AVX without AVX2 or FMA (a CPU from 2011)"),
+        Variant("sse41", {"ONEDNN_MAX_CPU_ISA": "SSE41", "OPENBLAS_CORETYPE": "Nehalem"},
+                "an old CPU: SSE4.1, no AVX"),
+        Variant("threads1", _threads(1), "one core"),
+        Variant("threads4", _threads(4), "four cores"),
+        Variant("threads16", _threads(16), "sixteen cores"),
+        Variant("xla", {}, "XLA in every compile(); outputs not compared, assertions must hold",
+                compare_outputs=False, pythonpath=(XLA_SITE,)),
+    )
+}
+DEFAULT_VARIANTS = ("avx2", "avx512", "sse41", "threads1", "threads4", "threads16", "xla")
+
+
+@dataclass
+class Failure:
+    notebook: str
+    cell: str
+    message: str
+
+
+def variant_environment(variant: Variant) -> dict[str, str]:
+    """The environment a variant's nbval run (and its notebook kernels) gets."""
+    env = {k: v for k, v in os.environ.items() if k not in NUMERIC_ENV}
+    env.update(variant.env)
+    if variant.pythonpath:
+        parts = [str(p) for p in variant.pythonpath] + [p for p in [env.get("PYTHONPATH")] if p]
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def check_xla_is_forced(env: dict[str, str]) -> None:
+    """Fail loudly if the XLA variant would silently run without XLA."""
+    probe = (
+        "from tutorial_helpers.runtime import set_seed; set_seed(0); import keras;"
+        "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]);"
+        "m.compile(optimizer='sgd', loss='mse'); assert m.jit_compile is True, m.jit_compile"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"the xla variant does not force XLA in compile():\n{result.stderr[-2000:]}")
+
+
+def nbval_command(variant: Variant, notebooks: list[str], workers: int, report: Path) -> list[str]:
+    command = [
+        sys.executable, "-m", "pytest", *notebooks,
+        "-o", "addopts=",  # the project's addopts run the unit tests too; here only notebooks
+        "--nbval" if variant.compare_outputs else "--nbval-lax",
+        "--nbval-current-env",
+        f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}",
+        "--nbval-cell-timeout=300",
+        "-p", "no:cacheprovider",
+        f"--junitxml={report}",
+        "-q", "--no-header", "-rN",
+    ]
+    if workers > 1:
+        command += ["-n", str(workers), "--dist", "loadscope"]
+    return command
+
+
+def failures_in(report: Path) -> list[Failure]:
+    """Read the failed cells from pytest's JUnit XML report."""
+    failures = []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is None:
+            continue
+        notebook = case.get("classname", "").replace(".ipynb", "").split(".")[-1] or case.get("file", "?")
+        text = (problem.get("message") or "") + "\n" + (problem.text or "")
+        failures.append(Failure(notebook, case.get("name", "?"), _gist(text)))
+    return failures
+
+
+def _gist(text: str, lines: int = 6) -> str:
+    """The lines of nbval's report that show what differed."""
+    keep = [
+        line.strip() for line in text.splitlines()
+        if line.strip().startswith(("+", "-", "E ", "AssertionError", "Error"))
+        and not line.strip().startswith(("+++", "---"))
+    ]
+    return " | ".join(keep[:lines])[:400] or text.strip().splitlines()[0][:400]
+
+
+def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[list[Failure], float, int]:
+    env = variant_environment(variant)
+    if variant.name == "xla":
+        check_xla_is_forced(env)
+    with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as tmp:
+        report = Path(tmp) / "report.xml"
+        start = time.perf_counter()
+        result = subprocess.run(
+            nbval_command(variant, notebooks, workers, report),
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )
+        seconds = time.perf_counter() - start
+        if not report.exists():
+            raise SystemExit(f"pytest did not run for variant {variant.name}:\n{result.stdout[-3000:]}"
+                             f"{result.stderr[-3000:]}")
+        failures = failures_in(report)
+        cells = sum(1 for _ in ET.parse(report).getroot().iter("testcase"))
+    if result.returncode not in (0, 1) or (result.returncode == 1 and not failures):
+        raise SystemExit(f"pytest failed without naming a cell under {variant.name}:\n{result.stdout[-3000:]}")
+    return failures, seconds, cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every one in book/)")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, from: {', '.join(VARIANTS)}")
+    parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
+    args = parser.parse_args(argv)
+
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    notebooks = args.notebooks or sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb")
+    )
+
+    by_cell: dict[tuple[str, str], dict[str, str]] = {}
+    for name in names:
+        variant = VARIANTS[name]
+        print(f"[{name}] {variant.what}: {' '.join(f'{k}={v}' for k, v in variant.env.items()) or '-'}",
+              flush=True)
+        failures, seconds, cells = run_variant(variant, notebooks, args.workers)
+        print(f"[{name}] {cells} cells, {len(failures)} failed, {seconds:.0f} s", flush=True)
+        for failure in failures:
+            by_cell.setdefault((failure.notebook, failure.cell), {})[name] = failure.message
+
+    if not by_cell:
+        print(f"every notebook reproduced under every variant ({', '.join(names)})")
+        return 0
+    print(f"\n{len(by_cell)} cell(s) did not reproduce on every imitated machine:")
+    for (notebook, cell), per_variant in sorted(by_cell.items()):
+        print(f"  {notebook} :: {cell}  under {', '.join(per_variant)}")
+        for name, message in per_variant.items():
+            print(f"      [{name}] {message}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
