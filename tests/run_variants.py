@@ -59,19 +59,36 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("native", {}, "this machine as it is (what plain `pytest` runs)"),
-        Variant("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
-                "a CPU without AVX-512 (most laptops)"),
-        Variant("avx512", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "OPENBLAS_CORETYPE": "SkylakeX"},
-                "an AVX-512 server CPU without the newer extensions"),
-        Variant("avx", {"ONEDNN_MAX_CPU_ISA": "AVX", "OPENBLAS_CORETYPE": "Sandybridge"},
-                "AVX without AVX2 or FMA (a CPU from 2011)"),
-        Variant("sse41", {"ONEDNN_MAX_CPU_ISA": "SSE41", "OPENBLAS_CORETYPE": "Nehalem"},
-                "an old CPU: SSE4.1, no AVX"),
+        Variant(
+            "avx2",
+            {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
+            "a CPU without AVX-512 (most laptops)",
+        ),
+        Variant(
+            "avx512",
+            {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "OPENBLAS_CORETYPE": "SkylakeX"},
+            "an AVX-512 server CPU without the newer extensions",
+        ),
+        Variant(
+            "avx",
+            {"ONEDNN_MAX_CPU_ISA": "AVX", "OPENBLAS_CORETYPE": "Sandybridge"},
+            "AVX without AVX2 or FMA (a CPU from 2011)",
+        ),
+        Variant(
+            "sse41",
+            {"ONEDNN_MAX_CPU_ISA": "SSE41", "OPENBLAS_CORETYPE": "Nehalem"},
+            "an old CPU: SSE4.1, no AVX",
+        ),
         Variant("threads1", _threads(1), "one core"),
         Variant("threads4", _threads(4), "four cores"),
         Variant("threads16", _threads(16), "sixteen cores"),
-        Variant("xla", {}, "XLA in every compile(); outputs not compared, assertions must hold",
-                compare_outputs=False, pythonpath=(XLA_SITE,)),
+        Variant(
+            "xla",
+            {},
+            "XLA in every compile(); outputs not compared, assertions must hold",
+            compare_outputs=False,
+            pythonpath=(XLA_SITE,),
+        ),
     )
 }
 DEFAULT_VARIANTS = ("avx2", "avx512", "sse41", "threads1", "threads4", "threads16", "xla")
@@ -109,15 +126,22 @@ def check_xla_is_forced(env: dict[str, str]) -> None:
 
 def nbval_command(variant: Variant, notebooks: list[str], workers: int, report: Path) -> list[str]:
     command = [
-        sys.executable, "-m", "pytest", *notebooks,
-        "-o", "addopts=",  # the project's addopts run the unit tests too; here only notebooks
+        sys.executable,
+        "-m",
+        "pytest",
+        *notebooks,
+        "-o",
+        "addopts=",  # the project's addopts run the unit tests too; here only notebooks
         "--nbval" if variant.compare_outputs else "--nbval-lax",
         "--nbval-current-env",
         f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}",
         "--nbval-cell-timeout=300",
-        "-p", "no:cacheprovider",
+        "-p",
+        "no:cacheprovider",
         f"--junitxml={report}",
-        "-q", "--no-header", "-rN",
+        "-q",
+        "--no-header",
+        "-rN",
     ]
     if workers > 1:
         command += ["-n", str(workers), "--dist", "loadscope"]
@@ -142,7 +166,8 @@ def failures_in(report: Path) -> list[Failure]:
 def _gist(text: str, lines: int = 6) -> str:
     """The lines of nbval's report that show what differed."""
     keep = [
-        line.strip() for line in text.splitlines()
+        line.strip()
+        for line in text.splitlines()
         if line.strip().startswith(("+", "-", "E ", "AssertionError", "Error"))
         and not line.strip().startswith(("+++", "---"))
     ]
@@ -158,24 +183,32 @@ def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[l
         start = time.perf_counter()
         result = subprocess.run(
             nbval_command(variant, notebooks, workers, report),
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         seconds = time.perf_counter() - start
         if not report.exists():
-            raise SystemExit(f"pytest did not run for variant {variant.name}:\n{result.stdout[-3000:]}"
-                             f"{result.stderr[-3000:]}")
+            raise SystemExit(
+                f"pytest did not run for variant {variant.name}:\n{result.stdout[-3000:]}"
+                f"{result.stderr[-3000:]}"
+            )
         failures = failures_in(report)
         cells = sum(1 for _ in ET.parse(report).getroot().iter("testcase"))
     if result.returncode not in (0, 1) or (result.returncode == 1 and not failures):
-        raise SystemExit(f"pytest failed without naming a cell under {variant.name}:\n{result.stdout[-3000:]}")
+        raise SystemExit(
+            f"pytest failed without naming a cell under {variant.name}:\n{result.stdout[-3000:]}"
+        )
     return failures, seconds, cells
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every one in book/)")
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help=f"comma-separated, from: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}"
+    )
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     args = parser.parse_args(argv)
 
@@ -183,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    notebooks = args.notebooks or sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb")
-    )
+    notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb"))
 
     by_cell: dict[tuple[str, str], dict[str, str]] = {}
     for name in names:
         variant = VARIANTS[name]
-        print(f"[{name}] {variant.what}: {' '.join(f'{k}={v}' for k, v in variant.env.items()) or '-'}",
-              flush=True)
+        print(
+            f"[{name}] {variant.what}: {' '.join(f'{k}={v}' for k, v in variant.env.items()) or '-'}",
+            flush=True,
+        )
         failures, seconds, cells = run_variant(variant, notebooks, args.workers)
         print(f"[{name}] {cells} cells, {len(failures)} failed, {seconds:.0f} s", flush=True)
         for failure in failures:

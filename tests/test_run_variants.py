@@ -1,8 +1,9 @@
 """The variants check (tests/run_variants.py) catches a cell that another machine prints differently.
 
 A tiny notebook is saved with the outputs of this machine: one cell prints a
-float32 matrix product to nine significant digits (its last bits depend on
-the instruction set the matmul kernel uses), one prints something exact.
+sum over a float32 matrix product (the shape of a Dense layer's forward pass)
+to nine significant digits, whose last bits depend on the instruction set the
+matmul kernel uses; one prints something exact.
 Run under ``ONEDNN_MAX_CPU_ISA=SSE41`` the check must fail, naming the first
 cell and only that one.
 """
@@ -24,8 +25,9 @@ spec.loader.exec_module(run_variants)
 
 SETUP = "from tutorial_helpers.runtime import quiet_import_tensorflow\ntf = quiet_import_tensorflow()"
 FRAGILE = (
-    "x = tf.random.stateless_normal((300, 300), seed=(1, 2))\n"
-    "print(f'{float(tf.reduce_sum(tf.matmul(x, x) ** 2)):.9g}')"
+    "x = tf.random.stateless_normal((64, 40), seed=(1, 2))\n"
+    "w = tf.random.stateless_normal((40, 128), seed=(3, 4))\n"
+    "print(f'{float(tf.reduce_sum(tf.matmul(x, w) ** 2)):.9g}')"
 )
 STABLE = "print(sum(range(10)))"
 
@@ -33,8 +35,9 @@ STABLE = "print(sum(range(10)))"
 def _saved_notebook(folder: Path) -> Path:
     """A notebook saved executed, with what this process prints for each cell."""
     tf = pytest.importorskip("tensorflow")
-    x = tf.random.stateless_normal((300, 300), seed=(1, 2))
-    fragile_output = f"{float(tf.reduce_sum(tf.matmul(x, x) ** 2)):.9g}\n"
+    x = tf.random.stateless_normal((64, 40), seed=(1, 2))
+    w = tf.random.stateless_normal((40, 128), seed=(3, 4))
+    fragile_output = f"{float(tf.reduce_sum(tf.matmul(x, w) ** 2)):.9g}\n"
     cells = []
     for n, (source, text) in enumerate([(SETUP, None), (FRAGILE, fragile_output), (STABLE, "45\n")], 1):
         cell = nbformat.v4.new_code_cell(source, execution_count=n)
