@@ -171,12 +171,13 @@ def _gist(text: str, lines: int = 6) -> str:
         if line.strip().startswith(("+", "-", "E ", "AssertionError", "Error"))
         and not line.strip().startswith(("+++", "---"))
     ]
-    return " | ".join(keep[:lines])[:400] or text.strip().splitlines()[0][:400]
+    first = text.strip().splitlines()[:1] or ["(no message)"]
+    return " | ".join(keep[:lines])[:400] or first[0][:400]
 
 
 def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[list[Failure], float, int]:
     env = variant_environment(variant)
-    if variant.name == "xla":
+    if XLA_SITE in variant.pythonpath:
         check_xla_is_forced(env)
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as tmp:
         report = Path(tmp) / "report.xml"
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if not by_cell:
         print(f"every notebook reproduced under every variant ({', '.join(names)})")
         return 0
-    print(f"\n{len(by_cell)} cell(s) did not reproduce on every imitated machine:")
+    print(f"\n{len(by_cell)} cell(s) did not reproduce on every imitated machine (+ saved, - this run):")
     for (notebook, cell), per_variant in sorted(by_cell.items()):
         print(f"  {notebook} :: {cell}  under {', '.join(per_variant)}")
         for name, message in per_variant.items():

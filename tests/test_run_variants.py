@@ -32,8 +32,8 @@ FRAGILE = (
 STABLE = "print(sum(range(10)))"
 
 
-def _saved_notebook(folder: Path) -> Path:
-    """A notebook saved executed, with what this process prints for each cell."""
+def _saved_notebook(folder: Path) -> tuple[Path, str]:
+    """A notebook saved executed, with what this process prints for each cell, and the fragile output."""
     tf = pytest.importorskip("tensorflow")
     x = tf.random.stateless_normal((64, 40), seed=(1, 2))
     w = tf.random.stateless_normal((40, 128), seed=(3, 4))
@@ -48,11 +48,11 @@ def _saved_notebook(folder: Path) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / "unstable.ipynb"
     nbformat.write(nb, path)
-    return path
+    return path, fragile_output.strip()
 
 
 def test_variants_check_names_the_cell_another_machine_prints_differently(tmp_path, capsys) -> None:
-    notebook = _saved_notebook(tmp_path)
+    notebook, saved = _saved_notebook(tmp_path)
 
     assert run_variants.main(["--variants", "native", "-n", "1", str(notebook)]) == 0
     assert "reproduced under every variant" in capsys.readouterr().out
@@ -60,6 +60,7 @@ def test_variants_check_names_the_cell_another_machine_prints_differently(tmp_pa
     assert run_variants.main(["--variants", "sse41", "-n", "1", str(notebook)]) == 1
     report = capsys.readouterr().out
     assert "unstable :: Cell 1  under sse41" in report, report
+    assert f"+ {saved}" in report, report  # what the notebook saved, beside what this run printed
     assert "Cell 2" not in report, report
 
 
