@@ -165,12 +165,14 @@ def failures_in(report: Path) -> list[Failure]:
 
 def _gist(text: str, lines: int = 6) -> str:
     """The lines of nbval's report that show what differed."""
-    keep = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip().startswith(("+", "-", "E ", "AssertionError", "Error"))
-        and not line.strip().startswith(("+++", "---"))
-    ]
+    keep = list(
+        dict.fromkeys(  # nbval repeats its diff in the message and the text: once each
+            line.strip()
+            for line in text.splitlines()
+            if line.strip().startswith(("+", "-", "E ", "AssertionError", "Error"))
+            and not line.strip().startswith(("+++", "---"))
+        )
+    )
     first = text.strip().splitlines()[:1] or ["(no message)"]
     return " | ".join(keep[:lines])[:400] or first[0][:400]
 
