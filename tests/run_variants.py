@@ -108,7 +108,6 @@ def variant_environment(variant: Variant) -> dict[str, str]:
     if variant.pythonpath:
         parts = [str(p) for p in variant.pythonpath] + [p for p in [env.get("PYTHONPATH")] if p]
         env["PYTHONPATH"] = os.pathsep.join(parts)
-    env["PYTHONHASHSEED"] = "0"
     return env
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tutorial_helpers.validation import check_non_negative_number
+
 
 def max_weight_difference(a: keras.Model, b: keras.Model) -> float:
     """Largest absolute difference between corresponding weights of two models.
@@ -34,11 +36,7 @@ def format_difference(difference: float) -> str:
     that another machine would print differently.  Anything larger is a real
     difference and prints in scientific notation, e.g. ``"3.1e-01"``.
     """
-    if isinstance(difference, bool) or not isinstance(difference, (int, float, np.floating)):
-        raise TypeError(f"difference must be a number, got {type(difference).__name__}")
-    difference = float(difference)
-    if not np.isfinite(difference) or difference < 0:
-        raise ValueError(f"difference must be a finite number >= 0, got {difference}")
+    difference = check_non_negative_number(difference, "difference")
     if difference == 0.0:
         return "0 (bit for bit)"
     if difference < FLOAT32_ROUNDING:

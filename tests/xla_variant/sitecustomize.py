@@ -6,8 +6,7 @@ nbval's notebook kernels included, compiles every Keras model with
 explicit ``jit_compile=True``.  Keras itself does that only on a GPU and only
 while op determinism is off (``model_supports_jit`` in
 ``keras/src/trainers/trainer.py``); a reader who turns determinism off on a GPU
-gets exactly this.  A ``compile(jit_compile=False)`` stays off: the book says
-why wherever it writes one.
+gets exactly this.  An explicit ``compile(jit_compile=False)`` stays off.
 
 Nothing heavy runs at interpreter start: a ``sys.meta_path`` finder waits for
 ``keras.src.trainers.trainer`` to be imported, then patches it.
@@ -29,7 +28,6 @@ def _patch(module) -> None:
 
     module.model_supports_jit = supports_jit
     module.Trainer._resolve_auto_jit_compile = lambda self: supports_jit(self)
-    module._BOOK_XLA_VARIANT = True
 
 
 class _Loader(importlib.abc.Loader):
