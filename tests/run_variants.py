@@ -18,6 +18,12 @@ kernels inherit, and re-runs the notebooks with nbval:
   reader with op determinism off gets).  XLA changes the arithmetic itself, so
   its outputs are not compared (``--nbval-lax``): every cell must run and every
   assertion in the notebook must hold.
+* ``tf32``: a GPU's TF32 arithmetic imitated (``tests/tf32_variant``): the inputs
+  and incoming gradients of float32 matmuls and convolutions rounded to 10
+  mantissa bits, except on CPU devices.  A GPU changes printed digits, so a
+  changed output is *reported*, not failed: every cell must run and every
+  assertion must hold, and the report lists the outputs a GPU reader sees
+  change (the README's "On a GPU" section quotes it).
 
 Exit status 0 when every notebook reproduces under every variant; otherwise 1,
 after a table that names each notebook and cell that failed, under which
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 XLA_SITE = ROOT / "tests" / "xla_variant"
+TF32_SITE = ROOT / "tests" / "tf32_variant"
 # Set by a variant, cleared for the others, so the caller's shell cannot leak into a run.
 NUMERIC_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
 
@@ -49,6 +57,22 @@ class Variant:
     what: str
     compare_outputs: bool = True
     pythonpath: tuple[Path, ...] = field(default=())
+    # changed outputs are listed as expected changes, not failures (errors still fail)
+    report_changes: bool = False
+    # Python that exits non-zero unless the variant really changes the arithmetic
+    probe: str = ""
+
+
+XLA_PROBE = (
+    "from tutorial_helpers.runtime import set_seed; set_seed(0); import keras;"
+    "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]);"
+    "m.compile(optimizer='sgd', loss='mse'); assert m.jit_compile is True, m.jit_compile"
+)
+TF32_PROBE = (
+    "from tutorial_helpers.runtime import set_seed; set_seed(0); import tensorflow as tf;"
+    "a = tf.constant([[1 + 2.0**-12]]); b = tf.constant([[1.0]]);"
+    "assert float(tf.matmul(a, b)[0, 0]) == 1.0, 'matmul not rounded to TF32'"
+)
 
 
 def _threads(n: int) -> dict[str, str]:
@@ -88,10 +112,19 @@ VARIANTS: dict[str, Variant] = {
             "XLA in every compile(); outputs not compared, assertions must hold",
             compare_outputs=False,
             pythonpath=(XLA_SITE,),
+            probe=XLA_PROBE,
+        ),
+        Variant(
+            "tf32",
+            {},
+            "a GPU's TF32 matmuls imitated; changed outputs reported, assertions must hold",
+            report_changes=True,
+            pythonpath=(TF32_SITE,),
+            probe=TF32_PROBE,
         ),
     )
 }
-DEFAULT_VARIANTS = ("avx2", "avx512", "sse41", "threads1", "threads4", "threads16", "xla")
+DEFAULT_VARIANTS = ("avx2", "avx512", "sse41", "threads1", "threads4", "threads16", "xla", "tf32")
 
 
 @dataclass
@@ -99,6 +132,8 @@ class Failure:
     notebook: str
     cell: str
     message: str
+    # True when the cell ran but printed something else; False for an error
+    outputs_differ: bool = False
 
 
 def variant_environment(variant: Variant) -> dict[str, str]:
@@ -111,16 +146,13 @@ def variant_environment(variant: Variant) -> dict[str, str]:
     return env
 
 
-def check_xla_is_forced(env: dict[str, str]) -> None:
-    """Fail loudly if the XLA variant would silently run without XLA."""
-    probe = (
-        "from tutorial_helpers.runtime import set_seed; set_seed(0); import keras;"
-        "m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]);"
-        "m.compile(optimizer='sgd', loss='mse'); assert m.jit_compile is True, m.jit_compile"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+def check_variant_is_active(variant: Variant, env: dict[str, str]) -> None:
+    """Fail loudly if a variant would silently leave the arithmetic as it is."""
+    if not variant.probe:
+        return
+    result = subprocess.run([sys.executable, "-c", variant.probe], env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"the xla variant does not force XLA in compile():\n{result.stderr[-2000:]}")
+        raise SystemExit(f"the {variant.name} variant is not in effect:\n{result.stderr[-2000:]}")
 
 
 def nbval_command(variant: Variant, notebooks: list[str], workers: int, report: Path) -> list[str]:
@@ -158,12 +190,14 @@ def failures_in(report: Path) -> list[Failure]:
             continue
         notebook = case.get("classname", "").replace(".ipynb", "").split(".")[-1] or case.get("file", "?")
         text = (problem.get("message") or "") + "\n" + (problem.text or "")
-        failures.append(Failure(notebook, case.get("name", "?"), _gist(text)))
+        differ = "Cell outputs differ" in text and "caused an exception" not in text
+        failures.append(Failure(notebook, case.get("name", "?"), _gist(text), outputs_differ=differ))
     return failures
 
 
 def _gist(text: str, lines: int = 6) -> str:
     """The lines of nbval's report that show what differed."""
+    text = re.sub(r"(?:\x1b|#x1B)\[[0-9;]*m", "", text)  # the traceback's colours, raw or escaped
     keep = list(
         dict.fromkeys(  # nbval repeats its diff in the message and the text: once each
             line.strip()
@@ -178,8 +212,7 @@ def _gist(text: str, lines: int = 6) -> str:
 
 def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[list[Failure], float, int]:
     env = variant_environment(variant)
-    if XLA_SITE in variant.pythonpath:
-        check_xla_is_forced(env)
+    check_variant_is_active(variant, env)
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as tmp:
         report = Path(tmp) / "report.xml"
         start = time.perf_counter()
@@ -205,6 +238,11 @@ def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[l
     return failures, seconds, cells
 
 
+def _cell_number(cell: str) -> int:
+    digits = "".join(ch for ch in cell.rsplit(" ", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else -1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every one in book/)")
@@ -221,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb"))
 
     by_cell: dict[tuple[str, str], dict[str, str]] = {}
+    changes: dict[str, list[Failure]] = {}
     for name in names:
         variant = VARIANTS[name]
         print(
@@ -228,10 +267,19 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         failures, seconds, cells = run_variant(variant, notebooks, args.workers)
-        print(f"[{name}] {cells} cells, {len(failures)} failed, {seconds:.0f} s", flush=True)
+        if variant.report_changes:
+            changes[name] = [f for f in failures if f.outputs_differ]
+            failures = [f for f in failures if not f.outputs_differ]
+        changed = f", {len(changes[name])} printed something else" if name in changes else ""
+        print(f"[{name}] {cells} cells, {len(failures)} failed{changed}, {seconds:.0f} s", flush=True)
         for failure in failures:
             by_cell.setdefault((failure.notebook, failure.cell), {})[name] = failure.message
 
+    for name, changed in changes.items():
+        print(f"\n[{name}] {len(changed)} cell(s) print something else (expected there; "
+              "+ saved, - this run):")
+        for change in sorted(changed, key=lambda f: (f.notebook, _cell_number(f.cell))):
+            print(f"  {change.notebook} :: {change.cell}: {change.message}")
     if not by_cell:
         print(f"every notebook reproduced under every variant ({', '.join(names)})")
         return 0

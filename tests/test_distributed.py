@@ -42,8 +42,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
         return loops.train(model, (x, y), batch_size=64, optimizer=optimizer, loss_fn=loss_fn,
                            epochs=3, verbose=0, validation_data=(x[:128], y[:128]),
                            metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
-    single = build()
-    single_history = run(single, keras.optimizers.SGD(0.05))
+    with tf.device("/cpu:0"):  # the reference on the replicas' kind of device, also on a GPU machine
+        single = build()
+        single_history = run(single, keras.optimizers.SGD(0.05))
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {"replicas": strategy.num_replicas_in_sync}
     for name, bug in (("mirrored", False), ("per_replica_mean", True)):
@@ -86,7 +87,8 @@ def test_two_workers_on_loopback_agree_with_each_other_and_with_one_process(tmp_
     for a, b in zip(weights[0], weights[1], strict=True):
         np.testing.assert_array_equal(a, b)
     set_seed(0)
-    model, _, _ = multiworker.train_here(epochs=3)
+    with tf.device("/cpu:0"):  # the workers run on the CPU; so does the reference
+        model, _, _ = multiworker.train_here(epochs=3)
     for a, b in zip(weights[0], model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     for index in range(2):  # both trained as one two-replica job, not as two separate runs

@@ -11,10 +11,13 @@ cell and only that one.
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +81,87 @@ def test_variant_environment_replaces_the_callers_numeric_settings(monkeypatch) 
     xla = run_variants.variant_environment(run_variants.VARIANTS["xla"])
     assert str(run_variants.XLA_SITE) in xla["PYTHONPATH"].split(":")
     assert not xla.get("TF_NUM_INTRAOP_THREADS") and not xla.get("ONEDNN_MAX_CPU_ISA")
+
+
+def test_tf32_variant_reports_changed_outputs_and_fails_on_errors(tmp_path, capsys) -> None:
+    notebook, saved = _saved_notebook(tmp_path)
+    exact = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(SETUP, execution_count=1),
+        nbformat.v4.new_code_cell(
+            "assert float(tf.matmul([[1 + 2.0**-12]], [[1.0]])[0, 0]) > 1.0, 'rounded'", execution_count=2
+        ),
+    ])
+    exact.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(exact, tmp_path / "exact.ipynb")
+
+    notebooks = [str(notebook), str(tmp_path / "exact.ipynb")]
+    assert run_variants.main(["--variants", "tf32", "-n", "1", *notebooks]) == 1
+    report = capsys.readouterr().out
+    changed, _, failed = report.partition("did not reproduce")
+    assert "unstable :: Cell 1:" in changed and f"+ {saved}" in changed, report  # reported ...
+    assert "unstable" not in failed, report  # ... not failed
+    assert "exact :: Cell 1  under tf32" in failed and "rounded" in failed, report  # an assertion still fails
+
+
+TF32_SCRIPT = """
+import json
+import numpy as np
+from tutorial_helpers.runtime import set_seed
+set_seed(0)
+import keras, tensorflow as tf
+x = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+dense = keras.layers.Dense(4, kernel_initializer=keras.initializers.GlorotUniform(seed=1))
+conv = keras.layers.Conv2D(2, 3, kernel_initializer=keras.initializers.GlorotUniform(seed=2))
+def run():
+    with tf.GradientTape() as tape:
+        out = dense(x)
+        loss = tf.reduce_sum(out ** 3)
+    grad = tape.gradient(loss, dense.kernel)
+    image = tf.reshape(tf.constant(x[:, :8]), (2, 8, 8, 1))
+    return out.numpy().tolist(), grad.numpy().tolist(), conv(image).numpy().tolist()
+out, grad, image = run()
+with tf.device("/cpu:0"):
+    cpu = run()
+tf.config.experimental.enable_tensor_float_32_execution(False)
+off = run()
+print(json.dumps({"kernel": dense.kernel.numpy().tolist(), "out": out, "grad": grad, "conv": image,
+                  "cpu": cpu, "off": off}))
+"""
+
+
+def _tf32(a: np.ndarray) -> np.ndarray:
+    """Round float32 values to TF32 (10 mantissa bits), to nearest even, in NumPy."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & 0xFFFFE000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_the_tf32_imitation_rounds_matmuls_forward_and_backward_except_on_the_cpu() -> None:
+    def run(variant: str) -> dict:
+        env = run_variants.variant_environment(run_variants.VARIANTS[variant])
+        result = subprocess.run([sys.executable, "-c", TF32_SCRIPT], env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return {k: np.array(v, dtype=np.float32) if k not in ("cpu", "off") else v
+                for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
+
+    native, tf32 = run("native"), run("tf32")
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    kernel = native["kernel"]
+    np.testing.assert_array_equal(tf32["kernel"], kernel)  # the same starting point
+    for key in ("out", "grad", "conv"):
+        assert np.max(np.abs(tf32[key] - native[key])) > 1e-5, key  # the variant changes results ...
+    # ... as a GPU would: the forward pass from rounded inputs, the kernel's gradient x^T g from rounded g
+    np.testing.assert_allclose(tf32["out"], _tf32(x) @ _tf32(kernel), rtol=1e-6, atol=1e-6)
+    upstream = 3 * tf32["out"] ** 2
+    np.testing.assert_allclose(tf32["grad"], _tf32(x).T @ _tf32(upstream), rtol=1e-5, atol=1e-5)
+    # on a CPU device, or with TF32 turned off, nothing is rounded
+    for key in ("cpu", "off"):
+        for got, want in zip(tf32[key], (native["out"], native["grad"], native["conv"]), strict=True):
+            np.testing.assert_array_equal(np.array(got, dtype=np.float32), want)
+
+
+def test_a_variant_that_would_change_nothing_is_refused() -> None:
+    native_env = run_variants.variant_environment(run_variants.VARIANTS["native"])
+    with pytest.raises(SystemExit, match="tf32 variant is not in effect"):
+        run_variants.check_variant_is_active(run_variants.VARIANTS["tf32"], native_env)

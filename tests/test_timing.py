@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from tutorial_helpers.timing import race, seconds_per_epoch
+from tutorial_helpers.timing import race, seconds_per_epoch, wait_for_device
+
+
+class QueuedModel:
+    """Stands in for a model on a GPU: its weights take ``pending`` seconds to be ready."""
+
+    def __init__(self, name: str, pending: float = 0.0) -> None:
+        self.name, self.pending = name, pending
+        self.variables = [tf.Variable([1.5, 2.0]), tf.Variable([[0.25]])]
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        time.sleep(self.pending)  # the device finishing the work queued before the read
+        return self.variables
 
 
 def test_setup_cost_cancels() -> None:
@@ -34,7 +49,7 @@ def test_race_excludes_the_warm_up_and_takes_turns() -> None:
                     state["warm"] = True
                 time.sleep(per_epoch * n)
 
-            return name, run
+            return QueuedModel(name), run
 
         return factory
 
@@ -42,8 +57,23 @@ def test_race_excludes_the_warm_up_and_takes_turns() -> None:
                          {"slow": 3, "traced": 3}, repeats=2)
     assert times["slow"] == pytest.approx(0.01, abs=0.005)
     assert times["traced"] < 0.005  # the 100 ms warm-up is not counted
-    assert models == {"slow": "slow", "traced": "traced"}
+    assert {name: model.name for name, model in models.items()} == {"slow": "slow", "traced": "traced"}
     assert calls == [("slow", 1), ("slow", 3), ("traced", 1), ("traced", 3)] * 2
+
+
+def test_race_waits_for_the_device_inside_the_timed_region() -> None:
+    # run() only queues work (returns at once); the device needs 60 ms to finish it
+    times, _ = race({"async": lambda: (QueuedModel("async", pending=0.06), lambda n: None)},
+                    {"async": 3}, repeats=1)
+    assert times["async"] == pytest.approx(0.02, abs=0.01)  # 60 ms over 3 epochs, not ~0
+
+
+def test_wait_for_device_reads_every_weight() -> None:
+    model = QueuedModel("m")
+    assert wait_for_device(model) == pytest.approx(np.sum([1.5, 2.0, 0.25]))
+    model.variables = []
+    with pytest.raises(ValueError, match="no trainable variables"):
+        wait_for_device(model)
 
 
 def test_bad_arguments() -> None:

@@ -16,7 +16,10 @@ temporary folder and delete it (saving is a collective operation: all workers
 must take part).
 
 :func:`run_workers` launches the workers on free loopback ports, waits for them
-with a time limit, and always cleans up.
+with a time limit, and always cleans up.  The workers run on the CPU, with every
+GPU hidden from them (:func:`worker_environment`): on a GPU machine they would
+otherwise all open the same GPUs, and their results would no longer equal a
+CPU reference (a GPU rounds float32 matmuls to TF32).
 """
 
 from __future__ import annotations
@@ -101,6 +104,15 @@ def _worker_main(outdir: Path, epochs: int) -> None:
     (outdir / f"worker-{index}.json").write_text(json.dumps(history))
 
 
+def worker_environment(cluster: dict[str, list[str]], index: int) -> dict[str, str]:
+    """The environment of worker ``index``: this process's, with its ``TF_CONFIG`` and no GPUs."""
+    from tutorial_helpers.runtime import cpu_only_environment
+
+    env = cpu_only_environment()
+    env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+    return env
+
+
 def run_workers(outdir: str | Path, num_workers: int = 2, epochs: int = 3, timeout: float = 180.0):
     """Run ``num_workers`` worker processes on loopback; return each worker's final weights.
 
@@ -114,8 +126,7 @@ def run_workers(outdir: str | Path, num_workers: int = 2, epochs: int = 3, timeo
     processes = []
     try:
         for index in range(num_workers):
-            env = dict(os.environ)
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            env = worker_environment(cluster, index)
             log = open(outdir / f"worker-{index}.log", "w")
             processes.append((subprocess.Popen(
                 [sys.executable, "-m", "tutorial_helpers.multiworker",
