@@ -140,8 +140,11 @@ def variant_environment(variant: Variant) -> dict[str, str]:
     """The environment a variant's nbval run (and its notebook kernels) gets."""
     env = {k: v for k, v in os.environ.items() if k not in NUMERIC_ENV}
     env.update(variant.env)
-    if variant.pythonpath:
-        parts = [str(p) for p in variant.pythonpath] + [p for p in [env.get("PYTHONPATH")] if p]
+    # the caller's PYTHONPATH, without any variant's folder (a run inside a variant)
+    inherited = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+    inherited = [p for p in inherited if Path(p).resolve() not in (XLA_SITE, TF32_SITE)]
+    parts = [str(p) for p in variant.pythonpath] + inherited
+    if parts:
         env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
 

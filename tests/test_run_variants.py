@@ -38,9 +38,10 @@ STABLE = "print(sum(range(10)))"
 def _saved_notebook(folder: Path) -> tuple[Path, str]:
     """A notebook saved executed, with what this process prints for each cell, and the fragile output."""
     tf = pytest.importorskip("tensorflow")
-    x = tf.random.stateless_normal((64, 40), seed=(1, 2))
-    w = tf.random.stateless_normal((40, 128), seed=(3, 4))
-    fragile_output = f"{float(tf.reduce_sum(tf.matmul(x, w) ** 2)):.9g}\n"
+    with tf.device("/cpu:0"):  # full float32, also when this test itself runs under the tf32 imitation
+        x = tf.random.stateless_normal((64, 40), seed=(1, 2))
+        w = tf.random.stateless_normal((40, 128), seed=(3, 4))
+        fragile_output = f"{float(tf.reduce_sum(tf.matmul(x, w) ** 2)):.9g}\n"
     cells = []
     for n, (source, text) in enumerate([(SETUP, None), (FRAGILE, fragile_output), (STABLE, "45\n")], 1):
         cell = nbformat.v4.new_code_cell(source, execution_count=n)
@@ -81,6 +82,11 @@ def test_variant_environment_replaces_the_callers_numeric_settings(monkeypatch) 
     xla = run_variants.variant_environment(run_variants.VARIANTS["xla"])
     assert str(run_variants.XLA_SITE) in xla["PYTHONPATH"].split(":")
     assert not xla.get("TF_NUM_INTRAOP_THREADS") and not xla.get("ONEDNN_MAX_CPU_ISA")
+    # run from inside a variant, the others do not inherit its folder
+    monkeypatch.setenv("PYTHONPATH", f"{run_variants.TF32_SITE}:/elsewhere")
+    assert run_variants.variant_environment(run_variants.VARIANTS["native"])["PYTHONPATH"] == "/elsewhere"
+    assert run_variants.variant_environment(run_variants.VARIANTS["xla"])["PYTHONPATH"].split(":") == [
+        str(run_variants.XLA_SITE), "/elsewhere"]
 
 
 def test_tf32_variant_reports_changed_outputs_and_fails_on_errors(tmp_path, capsys) -> None:
