@@ -75,6 +75,10 @@ TF32_PROBE = (
 )
 
 
+def _isa(onednn: str, openblas: str) -> dict[str, str]:
+    return {"ONEDNN_MAX_CPU_ISA": onednn, "OPENBLAS_CORETYPE": openblas}
+
+
 def _threads(n: int) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n)}
 
@@ -83,26 +87,10 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("native", {}, "this machine as it is (what plain `pytest` runs)"),
-        Variant(
-            "avx2",
-            {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
-            "a CPU without AVX-512 (most laptops)",
-        ),
-        Variant(
-            "avx512",
-            {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "OPENBLAS_CORETYPE": "SkylakeX"},
-            "an AVX-512 server CPU without the newer extensions",
-        ),
-        Variant(
-            "avx",
-            {"ONEDNN_MAX_CPU_ISA": "AVX", "OPENBLAS_CORETYPE": "Sandybridge"},
-            "AVX without AVX2 or FMA (a CPU from 2011)",
-        ),
-        Variant(
-            "sse41",
-            {"ONEDNN_MAX_CPU_ISA": "SSE41", "OPENBLAS_CORETYPE": "Nehalem"},
-            "an old CPU: SSE4.1, no AVX",
-        ),
+        Variant("avx2", _isa("AVX2", "Haswell"), "a CPU without AVX-512 (most laptops)"),
+        Variant("avx512", _isa("AVX512_CORE", "SkylakeX"), "an AVX-512 server CPU, no newer extensions"),
+        Variant("avx", _isa("AVX", "Sandybridge"), "AVX without AVX2 or FMA (a CPU from 2011)"),
+        Variant("sse41", _isa("SSE41", "Nehalem"), "an old CPU: SSE4.1, no AVX"),
         Variant("threads1", _threads(1), "one core"),
         Variant("threads4", _threads(4), "four cores"),
         Variant("threads16", _threads(16), "sixteen cores"),

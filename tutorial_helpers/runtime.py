@@ -100,13 +100,13 @@ def device_description() -> str:
     return describe_devices(names, tf32, tf32_capable=capable)
 
 
-def cpu_only_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``base`` (default: this process's environment) that hides every GPU.
+def cpu_only_environment() -> dict[str, str]:
+    """A copy of this process's environment that hides every GPU.
 
     For child processes that must run on the CPU, such as Chapter 10's worker
     processes: on a GPU machine they would otherwise all open the same GPUs.
     """
-    env = dict(os.environ if base is None else base)
+    env = dict(os.environ)
     env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 

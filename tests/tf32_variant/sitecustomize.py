@@ -20,16 +20,18 @@ CPU devices), which a GPU machine would run on its CPU.  Ops placed nowhere in
 particular count as on the GPU: the imitation is a worst case, since for tiny
 shapes cuBLAS may still choose full-precision kernels.
 
-Nothing heavy runs at interpreter start: a ``sys.meta_path`` finder waits for
-``tensorflow`` to be imported, then patches it.
+Nothing heavy runs at interpreter start: ``tests/variant_import_hook.py`` waits for
+``tensorflow`` to be imported, then this patches it.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.util
 import sys
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/, last: it shadows nothing
+from variant_import_hook import patch_after_import
 
 _TARGET = "tensorflow"
 _PATCHED = {
@@ -72,36 +74,14 @@ def _patch(tf) -> None:
         wrapped.tf32_imitation = True
         return wrapped
 
-    originals = {}
+    wrapper_of = {}
     for module_name, names in _PATCHED.items():
         module = getattr(tf, module_name) if module_name else tf
         for name in names:
             fn = getattr(module, name)
-            originals.setdefault(fn, tf32(fn))  # tf.matmul is tf.linalg.matmul: wrap it once
-            setattr(module, name, originals[fn])
+            if fn not in wrapper_of:  # tf.matmul is tf.linalg.matmul: wrap it once
+                wrapper_of[fn] = tf32(fn)
+            setattr(module, name, wrapper_of[fn])
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, wrapped: importlib.abc.Loader) -> None:
-        self._wrapped = wrapped
-
-    def create_module(self, spec):
-        return self._wrapped.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self._wrapped.exec_module(module)
-        _patch(module)
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
-            return None
-        sys.meta_path.remove(self)  # find the real spec, then step aside for good
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
-
-
-sys.meta_path.insert(0, _Finder())
+patch_after_import(_TARGET, _patch)

@@ -8,15 +8,17 @@ while op determinism is off (``model_supports_jit`` in
 ``keras/src/trainers/trainer.py``); a reader who turns determinism off on a GPU
 gets exactly this.  An explicit ``compile(jit_compile=False)`` stays off.
 
-Nothing heavy runs at interpreter start: a ``sys.meta_path`` finder waits for
-``keras.src.trainers.trainer`` to be imported, then patches it.
+Nothing heavy runs at interpreter start: ``tests/variant_import_hook.py`` waits for
+``keras.src.trainers.trainer`` to be imported, then this patches it.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import sys
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/, last: it shadows nothing
+from variant_import_hook import patch_after_import
 
 _TARGET = "keras.src.trainers.trainer"
 
@@ -30,27 +32,4 @@ def _patch(module) -> None:
     module.Trainer._resolve_auto_jit_compile = lambda self: supports_jit(self)
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, wrapped: importlib.abc.Loader) -> None:
-        self._wrapped = wrapped
-
-    def create_module(self, spec):
-        return self._wrapped.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self._wrapped.exec_module(module)
-        _patch(module)
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
-            return None
-        sys.meta_path.remove(self)  # find the real spec, then step aside for good
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
-
-
-sys.meta_path.insert(0, _Finder())
+patch_after_import(_TARGET, _patch)
