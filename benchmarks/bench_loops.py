@@ -1,14 +1,31 @@
-"""The speed ladder of Chapter 9: time per epoch of every way to run the Chapter 2 MLP.
+"""The speed ladder of Chapter 9 at the sizes readers train, next to this machine's matmul peak.
 
-Run from the repository root:  python benchmarks/bench_loops.py [--epochs 10] [--repeats 3]
+Run from the repository root:
 
-All rungs run in one process, on the same model, data (1,000 samples) and
-batches of 32.  Each is timed as ``run(epochs + 1) - run(1)``: the difference
-is the steady-state cost of ``epochs`` epochs, without the tracing and set-up
-that every call to ``loops.train`` and ``model.fit`` pays once.  The rungs are
-measured in turn within each repeat, so a busy machine slows all of them alike;
-the table shows the median over repeats, in milliseconds per epoch and per
-step, and as a ratio to ``model.fit`` with default settings.
+    python benchmarks/bench_loops.py                 # every workload, about 10 minutes on 2 cores
+    python benchmarks/bench_loops.py --workloads toy --repeats 5
+
+Workloads (batches of 32, Adam, no shuffling, so every rung sees the same batches):
+
+* ``toy``  - the 3-10-1 MLP of Chapters 2 and 9 on 1,000 samples (regression);
+* ``mid``  - a 20-64-1 MLP on 20,000 samples (regression);
+* ``big``  - a 784-256-256-10 MLP on 20,000 samples (10-class softmax), the
+  size of an MNIST classifier;
+* ``gan``  - the Chapter 8 GAN step (two networks, two optimizers) on the
+  1,797 digit images, batches of 64.
+
+Rungs: ``model.fit`` with one step per call and with ``steps_per_execution=32``,
+and the book's loops: ``loops.train`` with one step per call, 32 steps per call
+and a whole epoch per call, and ``Trainer.fit`` (the GAN has its own rungs: its
+``fit`` and its ``train_step`` run by the book's feed, one step and a whole
+epoch per call).  Every rung is timed as ``run(epochs + 1) - run(1)``, so the
+tracing and set-up that each call pays once cancel, and the rungs are measured
+in turn within each repeat, so a busy machine slows all of them alike.  The
+table shows medians over repeats.
+
+Achieved GFLOP/s counts the floating-point operations of one traced training
+step with TensorFlow's profiler; the peak is the best of a few 2048 x 2048
+float32 matmuls timed in the same process.
 """
 
 from __future__ import annotations
@@ -16,6 +33,9 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 
 from tutorial_helpers import quiet_import_tensorflow
 from tutorial_helpers.runtime import set_seed
@@ -23,116 +43,216 @@ from tutorial_helpers.runtime import set_seed
 tf = quiet_import_tensorflow()
 import keras  # noqa: E402
 
-from tutorial_helpers import data, loops, steps, timing  # noqa: E402
+from tutorial_helpers import data, feeds, gan, loops, steps, timing  # noqa: E402
+from tutorial_helpers.trainer import Trainer  # noqa: E402
 
-BATCH_SIZE = 32
+#: rungs of the book's loops, each with the ``fit`` rung it must not be slower than
+COUNTERPARTS = {
+    "loops.train, 1 step/call": "fit",
+    "Trainer.fit": "fit",
+    "loops.train, 32 steps/call": "fit(spe=32)",
+    "loops.train, epoch/call": "fit(spe=32)",
+    "GAN step, 1 step/call": "fit",
+    "GAN step, epoch/call": "fit(spe=32)",
+}
 
 
-def build_mlp() -> keras.Model:
-    set_seed(0)
-    return keras.Sequential(
-        [keras.Input((3,)), keras.layers.Dense(10, activation="relu"), keras.layers.Dense(1)]
-    )
+@dataclass
+class Workload:
+    """A model, its data and its loss, and how many epochs each timed run trains."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    build: Callable[[], keras.Model]
+    loss: Callable[[], keras.losses.Loss]
+    batch_size: int = 32
+    epochs: int = 5
 
 
-def rungs(x, y) -> dict[str, Callable[[int], keras.Model]]:
-    """Every rung as ``run(n_epochs)`` that trains a fresh model from the same seed."""
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH_SIZE)
-    mse = keras.losses.MeanSquaredError()
+def mlp_workload(name: str, samples: int, widths: tuple[int, ...], epochs: int) -> Workload:
+    """An MLP ``widths[0] -> ... -> widths[-1]``; one output is regression, more are classes."""
+    inputs, *hidden, outputs = widths
+    rng = np.random.default_rng(0)
+    if inputs == 3:
+        x, y = data.make_regression_data(n=samples, seed=0)
+    else:
+        x = rng.normal(size=(samples, inputs)).astype(np.float32)
+        y = (x @ rng.normal(size=(inputs, outputs))).astype(np.float32)
+        if outputs > 1:
+            y = np.argmax(y, axis=1).reshape(-1, 1).astype(np.float32)
 
-    def eager(n: int) -> keras.Model:
-        model, optimizer = build_mlp(), keras.optimizers.Adam(0.01)
-        for _ in range(n):
-            for xb, yb in dataset:
-                with tf.GradientTape() as tape:
-                    loss = mse(yb, model(xb, training=True))
-                optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return model
+    def build() -> keras.Model:
+        set_seed(0)
+        layers = [keras.layers.Dense(w, activation="relu") for w in hidden]
+        return keras.Sequential([keras.Input((inputs,)), *layers, keras.layers.Dense(outputs)])
 
-    def helper(steps_per_execution: int | str) -> Callable[[int], keras.Model]:
-        def run(n: int) -> keras.Model:
-            model = build_mlp()
-            loops.train(model, (x, y), batch_size=BATCH_SIZE, optimizer=keras.optimizers.Adam(0.01),
-                        loss_fn=mse, epochs=n, verbose=0, steps_per_execution=steps_per_execution)
-            return model
+    def loss() -> keras.losses.Loss:
+        if outputs == 1:
+            return keras.losses.MeanSquaredError()
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-        return run
+    return Workload(name, x, y, build, loss, epochs=epochs)
 
-    def xla(n: int) -> keras.Model:
-        model = build_mlp()
-        body = steps.train_step_body(model, keras.optimizers.Adam(0.01), mse, keras.metrics.Mean())
-        step = steps.compile_step(body, jit_compile=True)
-        for _ in range(n):
-            for xb, yb in dataset:
-                step(xb, yb)
-        return model
+
+WORKLOADS: dict[str, Callable[[], Workload]] = {
+    "toy": lambda: mlp_workload("MLP 3-10-1, 1,000 samples", 1000, (3, 10, 1), epochs=10),
+    "mid": lambda: mlp_workload("MLP 20-64-1, 20,000 samples", 20000, (20, 64, 1), epochs=3),
+    "big": lambda: mlp_workload("MLP 784-256-256-10, 20,000 samples", 20000, (784, 256, 256, 10), epochs=3),
+}
+
+
+def mlp_rungs(w: Workload) -> dict[str, Callable[[int], keras.Model]]:
+    """Every rung as ``run(n_epochs)``, training a fresh model from the same seed."""
 
     def fit(steps_per_execution: int) -> Callable[[int], keras.Model]:
         def run(n: int) -> keras.Model:
-            model = build_mlp()
-            model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse",
+            model = w.build()
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=w.loss(),
                           steps_per_execution=steps_per_execution)
-            model.fit(x, y, batch_size=BATCH_SIZE, epochs=n, shuffle=False, verbose=0)
+            model.fit(w.x, w.y, batch_size=w.batch_size, epochs=n, shuffle=False, verbose=0)
             return model
 
         return run
 
+    def helper(steps_per_execution: int | str) -> Callable[[int], keras.Model]:
+        def run(n: int) -> keras.Model:
+            model = w.build()
+            loops.train(model, (w.x, w.y), batch_size=w.batch_size, optimizer=keras.optimizers.Adam(1e-3),
+                        loss_fn=w.loss(), epochs=n, verbose=0, steps_per_execution=steps_per_execution)
+            return model
+
+        return run
+
+    def trainer(n: int) -> keras.Model:
+        model = w.build()
+        Trainer(model, optimizer=keras.optimizers.Adam(1e-3), loss_fn=w.loss()).fit(
+            (w.x, w.y), batch_size=w.batch_size, epochs=n
+        )
+        return model
+
     return {
-        "1. eager loop": eager,
-        "2. tf.function step": helper(1),
-        "3. 8 steps per call": helper(8),
-        "3. 32 steps per call": helper(32),
-        "4. whole epoch per call": helper("epoch"),
-        "5. tf.function step + XLA": xla,
-        "model.fit": fit(1),
-        "model.fit(steps_per_execution=32)": fit(32),
+        "fit": fit(1),
+        "fit(spe=32)": fit(32),
+        "loops.train, 1 step/call": helper(1),
+        "loops.train, 32 steps/call": helper(32),
+        "loops.train, epoch/call": helper("epoch"),
+        "Trainer.fit": trainer,
     }
 
 
+def gan_workload() -> tuple[Workload, dict[str, Callable[[int], keras.Model]]]:
+    """The Chapter 8 GAN: its ``fit()`` against its ``train_step`` run by the book's feed."""
+    images, labels = data.load_digit_images()
+    labels = labels.reshape(-1, 1).astype(np.float32)
+
+    def build() -> gan.GAN:
+        set_seed(0)
+        model = gan.GAN(gan.build_discriminator(), gan.build_generator(32), latent_dim=32)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                      g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                      loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
+        return model
+
+    w = Workload("GAN step (Chapter 8), 1,797 images", images, labels, build,
+                 lambda: keras.losses.BinaryCrossentropy(from_logits=True), batch_size=64, epochs=5)
+
+    def fit(steps_per_execution: int) -> Callable[[int], keras.Model]:
+        def run(n: int) -> keras.Model:
+            model = build()
+            model.compile(d_optimizer=model.d_optimizer, g_optimizer=model.g_optimizer,
+                          loss_fn=model.loss_fn, steps_per_execution=steps_per_execution)
+            model.fit(images, batch_size=64, epochs=n, shuffle=False, verbose=0)
+            return model
+
+        return run
+
+    def feed(per_call: int | str) -> Callable[[int], keras.Model]:
+        def run(n: int) -> keras.Model:
+            model = build()
+            watch = feeds.LossWatch()
+            run_epoch, _ = loops.epoch_calls(lambda real, _labels: model.train_step(real)["d_loss"],
+                                             (images, labels), 64, per_call=per_call, watch=watch)
+            for epoch in range(1, n + 1):
+                for _ in run_epoch():
+                    pass
+                watch.check(epoch)
+            return model
+
+        return run
+
+    return w, {"fit": fit(1), "fit(spe=32)": fit(32),
+               "GAN step, 1 step/call": feed(1), "GAN step, epoch/call": feed("epoch")}
+
+
+def flops_per_sample(w: Workload) -> float:
+    """Floating-point operations of one training step, per sample (TensorFlow's profiler)."""
+    model = w.build()
+    if isinstance(model, gan.GAN):
+        def step(x, y):
+            return model.train_step(x)["d_loss"]
+    else:
+        step = steps.train_step_body(model, keras.optimizers.Adam(1e-3), w.loss(), keras.metrics.Mean())
+    specs = [tf.TensorSpec((w.batch_size, *a.shape[1:])) for a in (w.x, w.y)]
+    return timing.step_flops(step, *specs) / w.batch_size
+
+
 def measure(
-    epochs: int = 10, repeats: int = 3, eager_epochs: int = 2
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds per epoch of every rung, and the final training-set loss of each.
-
-    Every rung but the eager one trains ``epochs + 1`` epochs in its timed run, so
-    their final losses must agree (the eager loop runs fewer epochs: it is slow).
-    """
-    x, y = data.make_regression_data(n=1000, seed=0)
-    runs = rungs(x, y)
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    models = {}
-    for _ in range(repeats):  # the rungs in turn, so load on the machine affects all alike
-        for name, run in runs.items():
-            n = eager_epochs if name.startswith("1.") else epochs
-            seconds_taken, models[name] = timing.seconds_per_epoch(run, n)
-            samples[name].append(seconds_taken)
-    seconds = {name: statistics.median(values) for name, values in samples.items()}
-    mse = keras.losses.MeanSquaredError()
-    return seconds, {name: float(mse(y, model(x))) for name, model in models.items()}
+    rungs: dict[str, Callable[[int], keras.Model]], epochs: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds per epoch of every rung, the rungs interleaved within each repeat."""
+    samples: dict[str, list[float]] = {name: [] for name in rungs}
+    for _ in range(repeats):
+        for name, run in rungs.items():
+            seconds, _ = timing.seconds_per_epoch(run, epochs)
+            samples[name].append(seconds)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def table(results: dict[str, float], losses: dict[str, float] | None = None, steps: int = 32) -> str:
-    """The ladder as text: ms per epoch and per step, speed relative to ``model.fit``, final loss."""
-    fit_time = results["model.fit"]
-    lines = [f"{'rung':36s} {'ms/epoch':>9s} {'ms/step':>8s} {'fit / rung':>11s} {'loss':>8s}"]
-    for name, seconds in results.items():
-        loss = f"{losses[name]:8.4f}" if losses else ""
-        lines.append(f"{name:36s} {seconds * 1e3:9.2f} {seconds * 1e3 / steps:8.3f} "
-                     f"{fit_time / seconds:10.1f}x {loss}")
+def table(w: Workload, seconds: dict[str, float], flops: float, peak: float) -> str:
+    """One workload's ladder: ms per epoch, speed relative to both ``fit`` rungs, GFLOP/s."""
+    lines = [f"{w.name}: {-(-len(w.x) // w.batch_size)} steps/epoch, "
+             f"{flops:,.0f} FLOP per sample per training step",
+             f"  {'rung':28s} {'ms/epoch':>9s} {'fit/rung':>9s} {'spe32/rung':>11s} {'GFLOP/s':>8s} "
+             f"{'of peak':>8s}"]
+    for name, s in seconds.items():
+        s = max(s, 1e-9)  # a run(1) slower than run(epochs + 1): noise, shown as very fast
+        gflops = flops * len(w.x) / s / 1e9
+        lines.append(f"  {name:28s} {s * 1e3:9.1f} {seconds['fit'] / s:8.2f}x "
+                     f"{seconds['fit(spe=32)'] / s:10.2f}x {gflops:8.2f} {gflops / peak:7.1%}")
     return "\n".join(lines)
+
+
+def slower_than_fit(seconds: dict[str, float]) -> list[str]:
+    """The book's rungs that were slower than their ``fit`` counterpart."""
+    return [f"{name} ({seconds[name] * 1e3:.1f} ms) slower than {ref} ({seconds[ref] * 1e3:.1f} ms)"
+            for name, ref in COUNTERPARTS.items() if name in seconds and seconds[name] > seconds[ref]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--workloads", default="toy,mid,big,gan",
+                        help="comma-separated, from toy, mid, big, gan")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="timed epochs per run (default: per workload)")
     args = parser.parse_args()
-    results, losses = measure(args.epochs, args.repeats)
-    print(table(results, losses))
-    fastest = min(results[k] for k in results if not k.startswith("model.fit"))
-    print(f"\nfastest hand-written rung vs model.fit: {results['model.fit'] / fastest:.1f}x faster; "
-          f"vs fit(steps_per_execution=32): "
-          f"{results['model.fit(steps_per_execution=32)'] / fastest:.1f}x faster")
+    peak = timing.matmul_peak()
+    print(f"matmul peak on this machine: {peak:.1f} GFLOP/s (2048 x 2048, float32)\n")
+    problems = []
+    for key in args.workloads.split(","):
+        if key == "gan":
+            w, rungs = gan_workload()
+        elif key in WORKLOADS:
+            w = WORKLOADS[key]()
+            rungs = mlp_rungs(w)
+        else:
+            parser.error(f"unknown workload {key!r}")
+        seconds = measure(rungs, args.epochs or w.epochs, args.repeats)
+        print(table(w, seconds, flops_per_sample(w), peak), "\n", flush=True)
+        problems += [f"{key}: {p}" for p in slower_than_fit(seconds)]
+    print("every book rung at least as fast as its fit() counterpart" if not problems
+          else "slower than fit():\n  " + "\n  ".join(problems))
 
 
 if __name__ == "__main__":

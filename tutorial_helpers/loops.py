@@ -17,26 +17,25 @@ Given the same initial weights, optimizer settings and batches (no shuffling),
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tutorial_helpers.feeds import ArrayFeed, LossWatch, compile_array_steps, compile_iterator_steps
 from tutorial_helpers.steps import (
     LossFn,
-    compile_step,
-    make_epoch_step,
-    make_multi_step,
     make_test_step,
     make_train_step,
+    runner,
+    test_step_body,
     train_step_body,
 )
 from tutorial_helpers.validation import check_positive_int, check_same_length
 
-__all__ = ["as_dataset", "evaluate", "make_test_step", "make_train_step", "train"]
+__all__ = ["as_dataset", "epoch_calls", "evaluate", "make_test_step", "make_train_step", "train"]
 
 History = dict[str, list[float]]
 
@@ -89,17 +88,6 @@ def as_dataset(data: Any, batch_size: int | None = None, name: str = "train_data
     return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
 
 
-def check_finite(loss: tf.Tensor, epoch: int, step: int) -> float:
-    """Return ``loss`` as a float, or raise ``FloatingPointError`` naming the epoch and step."""
-    value = float(loss)
-    if not math.isfinite(value):
-        raise FloatingPointError(
-            f"loss became {value} at epoch {epoch}, step {step}: "
-            "lower the learning rate, clip gradients, or check the data"
-        )
-    return value
-
-
 def metric_results(
     loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]
 ) -> dict[str, float]:
@@ -126,12 +114,14 @@ def evaluate(
     batch_size: int | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of ``model`` on ``data`` with ``training=False``, like ``model.evaluate``."""
-    dataset = as_dataset(data, batch_size, name="data")
     tracker = keras.metrics.Mean(name="loss")
-    step = make_test_step(model, loss_fn, tracker, metrics)
+    run_epoch, _ = epoch_calls(
+        test_step_body(model, loss_fn, tracker, metrics), data, batch_size,
+        per_call="epoch", watch=LossWatch(), name="data",
+    )
     reset_metrics(tracker, metrics)
-    for batch in _distribute(dataset):
-        step(*batch)
+    for _ in run_epoch():
+        pass
     return metric_results(tracker, metrics)
 
 
@@ -140,6 +130,79 @@ def _distribute(dataset: tf.data.Dataset) -> Any:
     if tf.distribute.has_strategy():
         return tf.distribute.get_strategy().experimental_distribute_dataset(dataset)
     return dataset
+
+
+def epoch_calls(
+    body: Callable[..., tf.Tensor],
+    data: Any,
+    batch_size: int | None,
+    *,
+    per_call: int | str,
+    watch: LossWatch,
+    name: str = "train_data",
+    feed: ArrayFeed | None = None,
+    before_call: Callable[[int], None] | None = None,
+) -> tuple[Callable[[], Iterator[int]], int | None]:
+    """Compile ``body`` to run over ``data`` and return ``(run_epoch, steps per epoch or None)``.
+
+    ``run_epoch()`` runs one epoch, ``per_call`` steps per compiled call
+    (``"epoch"``: all of them), and yields the number of steps done after each
+    call.  It never reads a result on the host: ``watch`` counts the steps and
+    the first non-finite loss (reset it before each epoch, check it after).
+    In-memory arrays are cut into batches inside the graph (an
+    :class:`~tutorial_helpers.feeds.ArrayFeed`; pass ``feed`` to reuse one, for
+    instance a shuffled one), except under a distribution strategy; a dataset
+    of known length is read with ``next()`` inside the graph; one of unknown
+    length is iterated from Python, one compiled step per batch.
+    ``before_call(steps done)`` runs before each call (a callback's batch-begin hook).
+    """
+    run = runner(body)
+    if feed is None and not isinstance(data, tf.data.Dataset) and not tf.distribute.has_strategy():
+        as_dataset(data, batch_size, name=name)  # the same checks and messages for arrays
+        feed = ArrayFeed(data, batch_size)
+    if feed is not None:
+        steps = feed.steps
+        call = compile_array_steps(run, feed, watch, steps if per_call == "epoch" else per_call)
+        source = None
+    else:
+        dataset = as_dataset(data, batch_size, name=name)
+        cardinality = int(dataset.cardinality())
+        steps = cardinality if cardinality > 0 else None
+        source = _distribute(dataset)
+        if steps is None:
+            if per_call != 1:
+                raise ValueError("steps_per_execution > 1 needs a dataset of known length (cardinality)")
+
+            def one_step(*batch) -> None:
+                watch.record(run(*batch))
+
+            step = tf.function(one_step, reduce_retracing=True)
+        else:
+            call = compile_iterator_steps(run, watch, steps if per_call == "epoch" else per_call)
+
+    def run_epoch() -> Iterator[int]:
+        watch.reset()
+        if steps is None:  # unknown length: iterate from Python
+            for done, batch in enumerate(source):
+                if before_call is not None:
+                    before_call(done)
+                step(*batch)
+                yield done + 1
+            return
+        iterator = None if source is None else iter(source)
+        done = 0
+        while done < steps:
+            count = steps - done if per_call == "epoch" else min(per_call, steps - done)
+            if before_call is not None:
+                before_call(done)
+            if iterator is None:
+                call(count)
+            else:
+                call(iterator, count)
+            done += count
+            yield done
+
+    return run_epoch, steps
 
 
 def _check_steps_per_execution(value: int | str, train_data: Any) -> int | str:
@@ -155,6 +218,13 @@ def _check_steps_per_execution(value: int | str, train_data: Any) -> int | str:
     if isinstance(value, str):
         raise ValueError(f'steps_per_execution must be an int >= 1 or "epoch", got {value!r}')
     return check_positive_int(value, "steps_per_execution")
+
+
+def metric_tensors(
+    loss_tracker: keras.metrics.Metric, metrics: Sequence[keras.metrics.Metric]
+) -> list[tuple[str, tf.Tensor]]:
+    """The current results as tensors, for a progress bar that reads them only when it redraws."""
+    return [("loss", loss_tracker.result()), *((m.name, m.result()) for m in metrics)]
 
 
 def train(
@@ -187,6 +257,9 @@ def train(
     ``steps_per_execution=N`` runs N steps per ``tf.function`` call (Chapter 9);
     ``"epoch"`` runs a whole epoch per call over in-memory tensors (arrays only),
     the fastest option on a CPU.  The batches, and so the results, are the same.
+    In-memory arrays are cut into batches inside the compiled function, and no
+    step's loss is read on the host: the loop reads its results once per epoch
+    (and the progress bar, with ``verbose=1``, when it redraws).
 
     Called inside ``strategy.scope()`` of a ``tf.distribute`` strategy, the
     same loop splits every batch across the replicas (Chapter 10); use batch
@@ -195,7 +268,8 @@ def train(
     Returns ``{"loss": [...], "<metric>": [...], "val_loss": [...], ...}``, one
     value per epoch, averaged over the epoch's samples exactly as ``fit`` does.
     Raises ``FloatingPointError`` naming the epoch and step at which the loss
-    became NaN or infinite.
+    became NaN or infinite (checked at the end of the epoch, inside which the
+    compiled code remembers the first bad step).
     """
     epochs = check_positive_int(epochs, "epochs")
     if verbose not in (0, 1):
@@ -205,32 +279,29 @@ def train(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     steps_per_execution = _check_steps_per_execution(steps_per_execution, train_data)
-    train_ds = as_dataset(train_data, batch_size, name="train_data")
-    val_ds = None if validation_data is None else as_dataset(
-        validation_data, batch_size, name="validation_data"
-    )
+    as_dataset(train_data, batch_size, name="train_data")
+    if validation_data is not None:
+        as_dataset(validation_data, batch_size, name="validation_data")
     metrics = list(metrics)
     names = [m.name for m in metrics]
     if len(set(names)) != len(names) or "loss" in names:
         raise ValueError(f"metric names must be unique and not 'loss', got {names}")
-    cardinality = int(train_ds.cardinality())
-    steps_per_epoch = cardinality if cardinality > 0 else None
-    if steps_per_execution != 1 and steps_per_epoch is None:
-        raise ValueError("steps_per_execution > 1 needs a dataset of known length (cardinality)")
 
     loss_tracker = keras.metrics.Mean(name="loss")
+    watch = LossWatch()
     body = train_step_body(
         model, optimizer, loss_fn, loss_tracker, metrics,
         global_clipnorm=global_clipnorm, clipnorm=clipnorm,
     )
-    test_step = make_test_step(model, loss_fn, loss_tracker, metrics)
-    if steps_per_execution == "epoch":
-        run_calls = _epoch_calls(make_epoch_step(body, batch_size), train_data, steps_per_epoch)
-    elif steps_per_execution == 1:
-        run_calls = _single_calls(compile_step(body), train_ds)
-    else:
-        run_calls = _multi_calls(make_multi_step(body), train_ds, steps_per_epoch, steps_per_execution)
-    val_ds = None if val_ds is None else _distribute(val_ds)
+    run_epoch, steps_per_epoch = epoch_calls(
+        body, train_data, batch_size, per_call=steps_per_execution, watch=watch
+    )
+    validate = None
+    if validation_data is not None:
+        validate, _ = epoch_calls(
+            test_step_body(model, loss_fn, loss_tracker, metrics), validation_data, batch_size,
+            per_call="epoch", watch=LossWatch(), name="validation_data",
+        )
 
     history: History = {}
     for epoch in range(1, epochs + 1):
@@ -239,59 +310,21 @@ def train(
         if verbose:
             print(f"Epoch {epoch}/{epochs}")
             progbar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", *names])
-        step = 0
-        for step, loss, first_bad in run_calls():
-            if first_bad is not None:
-                check_finite(float("nan"), epoch, first_bad)
-            check_finite(loss, epoch, step)
-            if progbar is not None:
-                progbar.update(step, list(metric_results(loss_tracker, metrics).items()))
-        if step == 0:
+        for done in run_epoch():
+            if progbar is not None:  # Progbar reads the tensors only when it redraws
+                progbar.update(done, metric_tensors(loss_tracker, metrics))
+        steps = watch.check(epoch)  # the one read of the epoch on the host
+        if steps == 0:
             raise ValueError("train_data yielded no batches")
         logs = metric_results(loss_tracker, metrics)
 
-        if val_ds is not None:
+        if validate is not None:
             reset_metrics(loss_tracker, metrics)
-            for batch in val_ds:
-                test_step(*batch)
+            for _ in validate():
+                pass
             logs.update({f"val_{k}": v for k, v in metric_results(loss_tracker, metrics).items()})
         if progbar is not None:
-            progbar.update(step, list(logs.items()), finalize=True)
+            progbar.update(steps, list(logs.items()), finalize=True)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
     return history
-
-
-# Each ``*_calls`` returns a function that runs one epoch and yields, after every
-# compiled call, (steps done so far, last loss, 1-based step of the first
-# non-finite loss in that call or None).
-
-
-def _single_calls(step: Callable, dataset: tf.data.Dataset) -> Callable:
-    def run():
-        for index, batch in enumerate(_distribute(dataset), start=1):
-            yield index, step(*batch), None
-
-    return run
-
-
-def _multi_calls(multi_step: Callable, dataset: tf.data.Dataset, steps: int, per_call: int) -> Callable:
-    def run():
-        iterator, done = iter(_distribute(dataset)), 0
-        while done < steps:
-            n = min(per_call, steps - done)
-            loss, bad = multi_step(iterator, tf.constant(n))
-            yield done + n, loss, None if int(bad) < 0 else done + int(bad) + 1
-            done += n
-
-    return run
-
-
-def _epoch_calls(epoch_step: Callable, arrays: Any, steps: int) -> Callable:
-    tensors = tuple(tf.constant(np.asarray(a, dtype=np.float32)) for a in arrays)
-
-    def run():
-        loss, bad = epoch_step(*tensors)
-        yield steps, loss, None if int(bad) < 0 else int(bad) + 1
-
-    return run

@@ -2,12 +2,10 @@
 
 A *step body* is plain Python: forward pass, loss (plus the model's own
 losses), gradients, optional clipping, ``optimizer.apply``, metric updates.
-The functions here compile a body in the three ways Chapter 9 measures:
-
-* :func:`make_train_step` - one step per ``tf.function`` call (Chapter 2);
-* :func:`make_multi_step` - up to N steps per call, pulling batches from an
-  iterator inside the graph (the idea behind ``fit(steps_per_execution=N)``);
-* :func:`make_epoch_step` - a whole epoch per call over in-memory tensors.
+:func:`make_train_step` and :func:`make_test_step` compile a body into one
+step per ``tf.function`` call (Chapter 2); :mod:`tutorial_helpers.feeds`
+compiles it into N steps per call, fed from in-memory arrays or an iterator
+inside the graph (Chapter 9).
 
 Under a ``tf.distribute`` strategy (Chapter 10) each body runs on every replica
 through ``strategy.run`` and the returned loss is summed across replicas.  Keras
@@ -99,7 +97,7 @@ def test_step_body(
     return test_step
 
 
-def _runner(body: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
+def runner(body: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
     """Run ``body`` on one device, or on every replica with the losses summed."""
     if not tf.distribute.has_strategy():
         return body
@@ -115,7 +113,7 @@ def _runner(body: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
 def compile_step(body: Callable[..., tf.Tensor], jit_compile: bool = False) -> Callable[..., tf.Tensor]:
     """One step per call.  ``reduce_retracing=True`` lets a partial last batch reuse the graph
     (a retrace would also make the result differ from ``fit`` in the last bits)."""
-    return tf.function(_runner(body), reduce_retracing=True, jit_compile=jit_compile)
+    return tf.function(runner(body), reduce_retracing=True, jit_compile=jit_compile)
 
 
 def make_train_step(model, optimizer, loss_fn, loss_tracker, metrics=(), **options) -> Callable:
@@ -132,50 +130,3 @@ def make_train_step(model, optimizer, loss_fn, loss_tracker, metrics=(), **optio
 def make_test_step(model, loss_fn, loss_tracker, metrics=()) -> Callable:
     """Compile one evaluation step; returns the loss."""
     return compile_step(test_step_body(model, loss_fn, loss_tracker, metrics))
-
-
-def _first_bad(first_bad: tf.Tensor, index: tf.Tensor, loss: tf.Tensor) -> tf.Tensor:
-    return tf.where((first_bad < 0) & ~tf.math.is_finite(loss), index, first_bad)
-
-
-def make_multi_step(body: Callable[..., tf.Tensor]) -> Callable[[object, tf.Tensor], tuple]:
-    """Compile ``multi_step(iterator, n)``: run ``n`` steps on batches pulled from ``iterator``.
-
-    Returns ``(last loss, index of the first non-finite loss or -1)``, so that a
-    NaN is still reported with its exact step.
-    """
-    run = _runner(body)
-
-    @tf.function
-    def multi_step(iterator, n):
-        loss, first_bad = tf.constant(0.0), tf.constant(-1)
-        for i in tf.range(n):
-            loss = run(*next(iterator))
-            first_bad = _first_bad(first_bad, i, loss)
-        return loss, first_bad
-
-    return multi_step
-
-
-def make_epoch_step(body: Callable[..., tf.Tensor], batch_size: int) -> Callable[..., tuple]:
-    """Compile ``epoch_step(x, y[, sample_weight])``: a whole epoch in one call.
-
-    The arrays are in-memory tensors, cut in order into batches of
-    ``batch_size`` inside the graph (the last batch may be smaller), so the
-    batches are exactly those of ``Dataset.batch(batch_size)``.  Returns
-    ``(last loss, index of the first non-finite loss or -1)``.
-    """
-
-    @tf.function
-    def epoch_step(*arrays):
-        n = tf.shape(arrays[0])[0]
-        steps = (n + batch_size - 1) // batch_size
-        loss, first_bad = tf.constant(0.0), tf.constant(-1)
-        for i in tf.range(steps):
-            start = i * batch_size
-            end = tf.minimum(start + batch_size, n)
-            loss = body(*(a[start:end] for a in arrays))
-            first_bad = _first_bad(first_bad, i, loss)
-        return loss, first_bad
-
-    return epoch_step

@@ -8,9 +8,10 @@ timed region here ends with a read of a result on the host.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tutorial_helpers.validation import check_positive_int
@@ -32,6 +33,53 @@ def wait_for_device(model: Any) -> float:
     if not variables:
         raise ValueError("model has no trainable variables to wait for")
     return float(tf.add_n([tf.reduce_sum(tf.cast(v, tf.float64)) for v in variables]))
+
+
+@contextlib.contextmanager
+def count_host_reads() -> Iterator[dict[str, int]]:
+    """Count, inside the ``with`` block, the tensor values copied to Python on the host.
+
+    Counted: ``float(t)``, ``int(t)``, ``bool(t)``, ``t.numpy()`` (on tensors
+    and variables) - all of which go through one TensorFlow method,
+    ``_EagerTensorBase._numpy`` - and ``np.array(t)`` / ``np.asarray(t)``,
+    which read a tensor's buffer directly (Keras's ``convert_to_numpy`` does).
+    Reads made while a function is being traced are not counted: they happen
+    once per trace, not once per step::
+
+        with timing.count_host_reads() as reads:
+            loops.train(...)
+        print(reads["count"])
+
+    On a GPU each such read makes the host wait for the device.  (It wraps
+    functions that TensorFlow and NumPy do not expect to be wrapped: a
+    measuring tool, not something to leave in a training script.)
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    counts = {"count": 0}
+    originals = (ops._EagerTensorBase._numpy, np.array, np.asarray)
+
+    def counting_numpy(tensor: Any) -> Any:
+        if not tf.inside_function():  # tracing reads constants once: not a read per step
+            counts["count"] += 1
+        return originals[0](tensor)
+
+    def counting(convert: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(value, (ops._EagerTensorBase, tf.Variable)) and not tf.inside_function():
+                counts["count"] += 1
+            return convert(value, *args, **kwargs)
+
+        return wrapper
+
+    ops._EagerTensorBase._numpy = counting_numpy
+    np.array, np.asarray = counting(np.array), counting(np.asarray)
+    try:
+        yield counts
+    finally:
+        ops._EagerTensorBase._numpy, np.array, np.asarray = originals
 
 
 def seconds_per_epoch(run: Callable[[int], Any], epochs: int) -> tuple[float, Any]:
@@ -81,3 +129,43 @@ def race(
             samples[name].append((time.perf_counter() - start) / n)
             trained[name] = model
     return {name: statistics.median(values) for name, values in samples.items()}, trained
+
+
+def step_flops(step: Callable[..., Any], *specs: Any) -> int:
+    """Floating-point operations of one call of ``step`` on tensors of ``specs``.
+
+    ``step`` is a Python function of tensors (a train step body, say) and
+    ``specs`` are ``tf.TensorSpec``s with a fixed batch size.  The function is
+    traced, not run, and TensorFlow's profiler adds up the operations of the
+    graph's matmuls, convolutions and elementwise ops (2 per multiply-add).
+    """
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    if not specs or not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs):
+        raise ValueError("specs must be tf.TensorSpec objects with fully defined shapes")
+    graph = tf.function(step).get_concrete_function(*specs).graph
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(model_analyzer.profile(graph, options=options).total_float_ops)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the fastest of ``repeats`` ``size`` x ``size`` float32 matmuls on this machine.
+
+    A large matmul is the best case for the hardware: what a training step
+    achieves, divided by this, says how far it is from the machine's limit.
+    """
+    import tensorflow as tf
+
+    size = check_positive_int(size, "size")
+    repeats = check_positive_int(repeats, "repeats")
+    a = tf.random.stateless_normal((size, size), seed=(0, 1))
+    matmul = tf.function(lambda a: tf.reduce_sum(tf.matmul(a, a)))
+    float(matmul(a))  # warm-up: tracing and the first allocation
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(matmul(a))  # the read waits for the device
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9

@@ -26,10 +26,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tutorial_helpers import loops
+from tutorial_helpers import loops, steps
 from tutorial_helpers.early_stopping import EarlyStopper
+from tutorial_helpers.feeds import ArrayFeed, LossWatch
 from tutorial_helpers.summaries import write_epoch_summaries
 from tutorial_helpers.validation import check_positive_int
+
+
+def _has_hooks(callback: keras.callbacks.Callback, phase: str) -> bool:
+    """Whether ``callback`` has its own batch hook of ``phase`` (``"train"`` or ``"test"``).
+
+    Keras marks the base class's empty hooks with ``_is_default``; anything
+    else (a subclass's method, an attribute set on the instance) is a hook.
+    """
+    names = [f"on_{phase}_batch_begin", f"on_{phase}_batch_end"]
+    if phase == "train":
+        names += ["on_batch_begin", "on_batch_end"]
+    return any(not getattr(getattr(callback, name), "_is_default", False) for name in names)
 
 
 class CheckpointError(ValueError):
@@ -63,27 +76,35 @@ class Trainer:
         self.metrics = list(metrics)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
-        self.train_step = loops.make_train_step(
+        self.train_body = steps.train_step_body(
             model, optimizer, loss_fn, self.loss_tracker, self.metrics,
             global_clipnorm=global_clipnorm, clipnorm=clipnorm,
             gradient_norm_tracker=self.grad_norm_tracker,
         )
-        self.test_step = loops.make_test_step(model, loss_fn, self.loss_tracker, self.metrics)
+        self.test_body = steps.test_step_body(model, loss_fn, self.loss_tracker, self.metrics)
+        #: the first non-finite loss of an epoch, noticed inside the compiled step
+        self.watch = LossWatch()
         #: epochs already done when the last ``fit`` began (restored from a checkpoint)
         self.start_epoch = 0
 
     # ----------------------------------------------------------------- data
     @staticmethod
-    def _epoch_batches(train_data: Any, batch_size: int | None, shuffle_seed: int | None, epoch: int):
-        """The batches of one epoch.  Arrays are shuffled with a permutation that
-        depends only on ``(shuffle_seed, epoch)``, so a resumed run sees the same order."""
+    def _first_batch(train_data: Any, batch_size: int | None) -> tuple:
+        """A first batch, to build the model with; checks the data as ``loops.train`` does."""
         if isinstance(train_data, tf.data.Dataset):
-            return train_data
-        arrays = [np.asarray(a) for a in train_data]
-        if shuffle_seed is not None:
-            order = np.random.default_rng([shuffle_seed, epoch]).permutation(len(arrays[0]))
-            arrays = [a[order] for a in arrays]
-        return loops.as_dataset(tuple(arrays), batch_size)
+            first = next(iter(loops.as_dataset(train_data, batch_size)), None)
+            if first is None:
+                raise ValueError("train_data yielded no batches")
+            return first
+        loops.as_dataset(train_data, batch_size)
+        return tuple(np.asarray(a, dtype=np.float32)[:1] for a in train_data)
+
+    @staticmethod
+    def _epoch_order(feed: ArrayFeed | None, shuffle_seed: int | None, epoch: int) -> None:
+        """Arrays are shuffled with a permutation that depends only on ``(shuffle_seed, epoch)``,
+        so a resumed run sees the same order."""
+        if feed is not None and shuffle_seed is not None:
+            feed.set_order(np.random.default_rng([shuffle_seed, epoch]).permutation(feed.size))
 
     # ---------------------------------------------------------- checkpoints
     def _checkpoint(self, shuffle_seed: int | None) -> tf.train.Checkpoint:
@@ -128,13 +149,14 @@ class Trainer:
         return int(checkpoint.epoch)
 
     # ------------------------------------------------------------ the loop
-    def _validate(self, val_ds: tf.data.Dataset, callbacks: keras.callbacks.CallbackList) -> dict:
+    def _validate(self, validate: Any, callbacks: keras.callbacks.CallbackList, hooks: bool) -> dict:
         loops.reset_metrics(self.loss_tracker, self.metrics)
         callbacks.on_test_begin()
-        for step, batch in enumerate(val_ds):
-            callbacks.on_test_batch_begin(step)
-            self.test_step(*batch)
-            callbacks.on_test_batch_end(step, loops.metric_results(self.loss_tracker, self.metrics))
+        for done in validate():
+            if hooks:  # one step per call: ``done`` steps are done
+                callbacks.on_test_batch_end(
+                    done - 1, dict(loops.metric_tensors(self.loss_tracker, self.metrics))
+                )
         logs = loops.metric_results(self.loss_tracker, self.metrics)
         callbacks.on_test_end(logs)
         return logs
@@ -167,13 +189,9 @@ class Trainer:
         epochs = check_positive_int(epochs, "epochs")
         if shuffle_seed is not None and isinstance(train_data, tf.data.Dataset):
             raise ValueError("shuffle_seed works on arrays; shuffle a tf.data.Dataset in the pipeline")
-        unshuffled = self._epoch_batches(train_data, batch_size, None, 0)
-        first = next(iter(unshuffled), None)
-        if first is None:
-            raise ValueError("train_data yielded no batches")
-        val_ds = None
+        first = self._first_batch(train_data, batch_size)
         if validation_data is not None:
-            val_ds = loops.as_dataset(validation_data, batch_size, name="validation_data")
+            loops.as_dataset(validation_data, batch_size, name="validation_data")
         self._build(first)
 
         start_epoch, manager, checkpoint = 0, None, None
@@ -191,11 +209,29 @@ class Trainer:
         # and callbacks (EarlyStopping) may set model.stop_training.
         self.model.optimizer = self.optimizer
         self.model.stop_training = False
-        steps = int(unshuffled.cardinality())
         callback_list = keras.callbacks.CallbackList(
             list(callbacks), add_history=False, add_progbar=verbose != 0, verbose=verbose,
-            epochs=epochs, steps=steps if steps > 0 else None, model=self.model,
+            epochs=epochs, model=self.model,
         )
+        # Batch hooks turn the logs into Python floats (a host read per step),
+        # so they run only when a callback has one, as the progress bar does.
+        train_hooks = verbose != 0 or any(_has_hooks(c, "train") for c in callbacks)
+        test_hooks = any(_has_hooks(c, "test") for c in callbacks)
+        feed = None
+        if not isinstance(train_data, tf.data.Dataset):
+            feed = ArrayFeed(train_data, batch_size, shuffled=shuffle_seed is not None)
+        run_epoch, steps = loops.epoch_calls(
+            self.train_body, train_data, batch_size, per_call=1, watch=self.watch, feed=feed,
+            before_call=callback_list.on_train_batch_begin if train_hooks else None,
+        )
+        callback_list.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
+        validate = None
+        if validation_data is not None:
+            validate, _ = loops.epoch_calls(
+                self.test_body, validation_data, batch_size, per_call=1 if test_hooks else "epoch",
+                watch=LossWatch(), name="validation_data",
+                before_call=callback_list.on_test_batch_begin if test_hooks else None,
+            )
         history: dict[str, list[float]] = {}
         logs: dict[str, float] = {}
         callback_list.on_train_begin()
@@ -203,18 +239,18 @@ class Trainer:
             loops.reset_metrics(self.loss_tracker, self.metrics)
             self.grad_norm_tracker.reset_state()
             callback_list.on_epoch_begin(epoch)
-            batches = self._epoch_batches(train_data, batch_size, shuffle_seed, epoch)
-            for step, batch in enumerate(batches):
-                callback_list.on_train_batch_begin(step)
-                loops.check_finite(self.train_step(*batch), epoch + 1, step + 1)
-                callback_list.on_train_batch_end(
-                    step, loops.metric_results(self.loss_tracker, self.metrics)
-                )
+            self._epoch_order(feed, shuffle_seed, epoch)
+            for done in run_epoch():
+                if train_hooks:
+                    callback_list.on_train_batch_end(
+                        done - 1, dict(loops.metric_tensors(self.loss_tracker, self.metrics))
+                    )
+            self.watch.check(epoch + 1)  # the first read of the epoch on the host
             logs = loops.metric_results(self.loss_tracker, self.metrics)
             logs["grad_norm"] = float(self.grad_norm_tracker.result())
             logs["learning_rate"] = float(self.optimizer.learning_rate)
-            if val_ds is not None:
-                val_logs = self._validate(val_ds, callback_list)
+            if validate is not None:
+                val_logs = self._validate(validate, callback_list, test_hooks)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, logs)
             for key, value in logs.items():
