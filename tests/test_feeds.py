@@ -142,6 +142,9 @@ def test_a_dataset_of_unknown_length_trains_like_one_of_known_length() -> None:
                     loss_fn=keras.losses.MeanSquaredError(), epochs=2, verbose=0)
         models.append(model)
     assert max_weight_difference(*models) == 0.0
+    results = [loops.evaluate(models[0], dataset, loss_fn=keras.losses.MeanSquaredError())
+               for dataset in (known, unknown)]
+    assert results[0] == results[1]
 
 
 def test_arrays_and_their_dataset_train_to_the_same_bits_as_fit() -> None:

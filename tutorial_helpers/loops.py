@@ -148,12 +148,13 @@ def epoch_calls(
     ``run_epoch()`` runs one epoch, ``per_call`` steps per compiled call
     (``"epoch"``: all of them), and yields the number of steps done after each
     call.  It never reads a result on the host: ``watch`` counts the steps and
-    the first non-finite loss (reset it before each epoch, check it after).
+    the first non-finite loss (``run_epoch`` resets it; check it after).
     In-memory arrays are cut into batches inside the graph (an
     :class:`~tutorial_helpers.feeds.ArrayFeed`; pass ``feed`` to reuse one, for
     instance a shuffled one), except under a distribution strategy; a dataset
     of known length is read with ``next()`` inside the graph; one of unknown
-    length is iterated from Python, one compiled step per batch.
+    length is iterated from Python, one compiled step per batch (``per_call``
+    must then be 1 or ``"epoch"``, which mean the same there).
     ``before_call(steps done)`` runs before each call (a callback's batch-begin hook).
     """
     run = runner(body)
@@ -170,7 +171,7 @@ def epoch_calls(
         steps = cardinality if cardinality > 0 else None
         source = _distribute(dataset)
         if steps is None:
-            if per_call != 1:
+            if per_call not in (1, "epoch"):
                 raise ValueError("steps_per_execution > 1 needs a dataset of known length (cardinality)")
 
             def one_step(*batch) -> None:

@@ -185,6 +185,12 @@ class Trainer:
         missing or empty directory starts fresh, a corrupt one or one written
         with another ``shuffle_seed`` raises :class:`CheckpointError`.
         Returns the history of the epochs run by this call.
+
+        No step's loss is read on the host: a non-finite loss is noticed inside
+        the compiled step and raised as ``FloatingPointError``, with its epoch
+        and step, at the end of that epoch (before its checkpoint is saved).
+        Batch hooks run only when a callback (or the progress bar) has one;
+        Keras then turns the logs into floats at every step, as in ``fit()``.
         """
         epochs = check_positive_int(epochs, "epochs")
         if shuffle_seed is not None and isinstance(train_data, tf.data.Dataset):
