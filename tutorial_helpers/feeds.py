@@ -38,9 +38,12 @@ StepBody = Callable[..., tf.Tensor]
 class LossWatch:
     """Step counter and first non-finite loss of an epoch, kept on the device.
 
-    :meth:`record` runs inside the compiled step; :meth:`check` reads the
-    counters on the host (once) and raises ``FloatingPointError`` naming the
-    epoch and the 1-based step at which the loss stopped being finite.
+    Inside the compiled code, :meth:`record` notes one step and
+    :meth:`record_call` a call of several steps (whose loop carries the first
+    bad step itself, which costs less than updating variables at every step);
+    :meth:`check` reads the counters on the host, once, and raises
+    ``FloatingPointError`` naming the epoch and the 1-based step at which the
+    loss stopped being finite.
     """
 
     def __init__(self) -> None:
@@ -55,11 +58,15 @@ class LossWatch:
 
     def record(self, loss: tf.Tensor) -> None:
         """Count one step; remember it (and its loss) if its loss is the first non-finite one."""
-        step = self.steps.assign_add(1)
         loss = tf.cast(loss, tf.float32)
-        first = tf.logical_and(self.first_bad < 0, tf.logical_not(tf.math.is_finite(loss)))
-        self.first_bad.assign(tf.where(first, step, self.first_bad))
-        self.bad_loss.assign(tf.where(first, loss, self.bad_loss))
+        self.record_call(1, tf.where(tf.math.is_finite(loss), tf.constant(0, tf.int64), 1), loss)
+
+    def record_call(self, count: tf.Tensor, first_bad: tf.Tensor, bad_loss: tf.Tensor) -> None:
+        """Count ``count`` steps, of which the ``first_bad``-th (1-based; 0: none) had loss ``bad_loss``."""
+        new = tf.logical_and(self.first_bad < 0, first_bad > 0)
+        self.first_bad.assign(tf.where(new, self.steps + first_bad, self.first_bad))
+        self.bad_loss.assign(tf.where(new, bad_loss, self.bad_loss))
+        self.steps.assign_add(tf.cast(count, tf.int64))
 
     def check(self, epoch: int) -> int:
         """Return the steps done this epoch; raise ``FloatingPointError`` if a loss was not finite."""
@@ -70,6 +77,17 @@ class LossWatch:
                 "lower the learning rate, clip gradients, or check the data"
             )
         return steps
+
+
+def _steps_loop(count: tf.Tensor, step: Callable[[tf.Tensor], tf.Tensor], watch: LossWatch) -> None:
+    """Run ``step(i)`` for ``i`` in ``range(count)`` in a graph loop that carries the first bad loss."""
+    first_bad, bad_loss = tf.constant(0, tf.int64), tf.constant(0.0)
+    for i in tf.range(count):
+        loss = tf.cast(step(i), tf.float32)
+        new = tf.logical_and(first_bad == 0, tf.logical_not(tf.math.is_finite(loss)))
+        first_bad = tf.where(new, i + 1, first_bad)
+        bad_loss = tf.where(new, loss, bad_loss)
+    watch.record_call(count, first_bad, bad_loss)
 
 
 class ArrayFeed:
@@ -126,8 +144,8 @@ def compile_array_steps(
 
     @tf.function
     def several(count):
-        for _ in tf.range(count):
-            one_step()
+        start = watch.steps.read_value()
+        _steps_loop(count, lambda i: run(*feed.batch(start + i)), watch)
 
     return lambda count: several(tf.constant(count, dtype=tf.int64))
 
@@ -149,7 +167,6 @@ def compile_iterator_steps(run: StepBody, watch: LossWatch, per_call: int) -> Ca
 
     @tf.function
     def several(iterator, count):
-        for _ in tf.range(count):
-            one_step(iterator)
+        _steps_loop(count, lambda i: run(*next(iterator)), watch)
 
     return lambda iterator, count: several(iterator, tf.constant(count, dtype=tf.int64))
