@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/bench_loops.py                 # every workload, about 10 minutes on 2 cores
+    python benchmarks/bench_loops.py                 # every workload, about 3 minutes on 2 cores
     python benchmarks/bench_loops.py --workloads toy --repeats 5
 
 Workloads (batches of 32, Adam, no shuffling, so every rung sees the same batches):
