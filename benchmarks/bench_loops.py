@@ -49,7 +49,7 @@ from tutorial_helpers.runtime import set_seed
 tf = quiet_import_tensorflow()
 import keras  # noqa: E402
 
-from tutorial_helpers import data, feeds, gan, loops, steps, timing  # noqa: E402
+from tutorial_helpers import data, feeds, gan, loops, models, steps, timing  # noqa: E402
 from tutorial_helpers.trainer import Trainer  # noqa: E402
 
 #: rungs of the book's loops, each with the ``fit`` rung it must not be slower than
@@ -129,9 +129,7 @@ def mlp_workload(name: str, samples: int, widths: tuple[int, ...], epochs: int) 
             y = np.argmax(y, axis=1).reshape(-1, 1).astype(np.float32)
 
     def build() -> keras.Model:
-        set_seed(0)
-        layers = [keras.layers.Dense(w, activation="relu") for w in hidden]
-        return keras.Sequential([keras.Input((inputs,)), *layers, keras.layers.Dense(outputs)])
+        return models.make_mlp(inputs, tuple(hidden), outputs, seed=0)
 
     def loss() -> keras.losses.Loss:
         if outputs == 1:
@@ -193,12 +191,13 @@ def gan_workload() -> tuple[Workload, dict[str, Callable[[int], keras.Model]]]:
     images, labels = data.load_digit_images()
     labels = labels.reshape(-1, 1).astype(np.float32)
 
-    def build() -> gan.GAN:
+    def build(steps_per_execution: int = 1) -> gan.GAN:
         set_seed(0)
         model = gan.GAN(gan.build_discriminator(), gan.build_generator(32), latent_dim=32)
         model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
                       g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
-                      loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
+                      loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+                      steps_per_execution=steps_per_execution)
         return model
 
     w = Workload("GAN step (Chapter 8), 1,797 images", images, labels, build,
@@ -206,9 +205,7 @@ def gan_workload() -> tuple[Workload, dict[str, Callable[[int], keras.Model]]]:
 
     def fit(steps_per_execution: int) -> Callable[[int], keras.Model]:
         def run(n: int) -> keras.Model:
-            model = build()
-            model.compile(d_optimizer=model.d_optimizer, g_optimizer=model.g_optimizer,
-                          loss_fn=model.loss_fn, steps_per_execution=steps_per_execution)
+            model = build(steps_per_execution)
             model.fit(images, batch_size=64, epochs=n, shuffle=False, verbose=0,
                       callbacks=[CLOCK.callback()])
             return model

@@ -110,7 +110,7 @@ class ArrayFeed:
         if self.order is None:
             raise ValueError("this ArrayFeed was made with shuffled=False")
         permutation = np.asarray(permutation)
-        if sorted(permutation.tolist()) != list(range(self.size)):
+        if not np.array_equal(np.sort(permutation), np.arange(self.size)):
             raise ValueError(f"permutation must hold each of 0..{self.size - 1} once")
         self.order.assign(permutation.astype(np.int64))
 

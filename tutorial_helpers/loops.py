@@ -35,7 +35,9 @@ from tutorial_helpers.steps import (
 )
 from tutorial_helpers.validation import check_positive_int, check_same_length
 
-__all__ = ["as_dataset", "epoch_calls", "evaluate", "make_test_step", "make_train_step", "train"]
+__all__ = [
+    "as_dataset", "checked_arrays", "epoch_calls", "evaluate", "make_test_step", "make_train_step", "train",
+]
 
 History = dict[str, list[float]]
 
@@ -67,6 +69,16 @@ def as_dataset(data: Any, batch_size: int | None = None, name: str = "train_data
         if data.cardinality() == 0:
             raise ValueError(f"{name} is empty")
         return data
+    arrays = checked_arrays(data, batch_size, name)
+    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+
+
+def checked_arrays(data: Any, batch_size: int | None, name: str = "train_data") -> list[np.ndarray]:
+    """``data``, a tuple ``(x, y[, sample_weight])`` of numeric arrays of one length, as float32 arrays.
+
+    Raises ``TypeError`` or ``ValueError`` naming ``name`` for anything else,
+    and for a missing or non-positive ``batch_size``.
+    """
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise TypeError(
             f"{name} must be a tf.data.Dataset or a tuple (x, y[, sample_weight]), "
@@ -84,8 +96,8 @@ def as_dataset(data: Any, batch_size: int | None = None, name: str = "train_data
         check_same_length(arrays[0], array, f"{name}: x", label)
     if batch_size is None:
         raise ValueError(f"batch_size is required when {name} is a tuple of arrays")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    return tf.data.Dataset.from_tensor_slices(tuple(arrays)).batch(batch_size)
+    check_positive_int(batch_size, "batch_size")
+    return arrays
 
 
 def metric_results(
@@ -159,8 +171,7 @@ def epoch_calls(
     """
     run = runner(body)
     if feed is None and not isinstance(data, tf.data.Dataset) and not tf.distribute.has_strategy():
-        as_dataset(data, batch_size, name=name)  # the same checks and messages for arrays
-        feed = ArrayFeed(data, batch_size)
+        feed = ArrayFeed(checked_arrays(data, batch_size, name), batch_size)
     if feed is not None:
         steps = feed.steps
         call = compile_array_steps(run, feed, watch, steps if per_call == "epoch" else per_call)
@@ -280,9 +291,6 @@ def train(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     steps_per_execution = _check_steps_per_execution(steps_per_execution, train_data)
-    as_dataset(train_data, batch_size, name="train_data")
-    if validation_data is not None:
-        as_dataset(validation_data, batch_size, name="validation_data")
     metrics = list(metrics)
     names = [m.name for m in metrics]
     if len(set(names)) != len(names) or "loss" in names:

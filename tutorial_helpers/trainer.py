@@ -96,8 +96,7 @@ class Trainer:
             if first is None:
                 raise ValueError("train_data yielded no batches")
             return first
-        loops.as_dataset(train_data, batch_size)
-        return tuple(np.asarray(a, dtype=np.float32)[:1] for a in train_data)
+        return tuple(a[:1] for a in loops.checked_arrays(train_data, batch_size))
 
     @staticmethod
     def _epoch_order(feed: ArrayFeed | None, shuffle_seed: int | None, epoch: int) -> None:
@@ -225,7 +224,8 @@ class Trainer:
         test_hooks = any(_has_hooks(c, "test") for c in callbacks)
         feed = None
         if not isinstance(train_data, tf.data.Dataset):
-            feed = ArrayFeed(train_data, batch_size, shuffled=shuffle_seed is not None)
+            arrays = loops.checked_arrays(train_data, batch_size)
+            feed = ArrayFeed(arrays, batch_size, shuffled=shuffle_seed is not None)
         run_epoch, steps = loops.epoch_calls(
             self.train_body, train_data, batch_size, per_call=1, watch=self.watch, feed=feed,
             before_call=callback_list.on_train_batch_begin if train_hooks else None,
