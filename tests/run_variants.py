@@ -25,9 +25,14 @@ kernels inherit, and re-runs the notebooks with nbval:
   assertion must hold, and the report lists the outputs a GPU reader sees
   change (the README's "On a GPU" section quotes it).
 
-Exit status 0 when every notebook reproduces under every variant; otherwise 1,
-after a table that names each notebook and cell that failed, under which
-variants, and the first lines of what differed.
+An imitation can take instruction sets away, not add them: a variant whose
+instruction set this CPU lacks (``avx512`` on an AVX2-only CPU, where OpenBLAS's
+AVX-512 kernels die with SIGILL) is skipped, saying so.  A variant that runs
+past ``--timeout`` seconds is stopped with an error, not left to hang.
+
+Exit status 0 when every notebook reproduces under every variant that runs here;
+otherwise 1, after a table that names each notebook and cell that failed, under
+which variants, and the first lines of what differed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +79,34 @@ TF32_PROBE = (
     "a = tf.constant([[1 + 2.0**-12]]); b = tf.constant([[1.0]]);"
     "assert float(tf.matmul(a, b)[0, 0]) == 1.0, 'matmul not rounded to TF32'"
 )
+
+
+# What must survive a variant's settings on this CPU.  OpenBLAS forced onto the
+# kernels of an instruction set this CPU lacks (SkylakeX's AVX-512 on an AVX2-only
+# CPU) dies with SIGILL in every notebook kernel: an imitation can take
+# instruction sets away, not add them.
+ISA_SMOKE = "import numpy as np; np.ones((256, 256)) @ np.ones((256, 256))"
+
+
+def cannot_run_here(variant: Variant, env: dict[str, str]) -> str | None:
+    """Why this CPU cannot run ``variant`` (it lacks the instructions imitated), or None if it can."""
+    if "OPENBLAS_CORETYPE" not in variant.env:
+        return None
+    result = subprocess.run(
+        [sys.executable, "-c", ISA_SMOKE], env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode < 0:
+        try:
+            how = signal.Signals(-result.returncode).name
+        except ValueError:
+            how = f"signal {-result.returncode}"
+        return (
+            f"this CPU lacks the instructions it imitates (a NumPy matmul under "
+            f"OPENBLAS_CORETYPE={variant.env['OPENBLAS_CORETYPE']} died with {how})"
+        )
+    if result.returncode != 0:
+        raise SystemExit(f"a NumPy matmul failed under the {variant.name} variant:\n{result.stderr[-2000:]}")
+    return None
 
 
 def _isa(onednn: str, openblas: str) -> dict[str, str]:
@@ -201,19 +235,35 @@ def _gist(text: str, lines: int = 6) -> str:
     return " | ".join(keep[:lines])[:400] or first[0][:400]
 
 
-def run_variant(variant: Variant, notebooks: list[str], workers: int) -> tuple[list[Failure], float, int]:
+def _run_with_deadline(
+    command: list[str], env: dict[str, str], timeout: float, variant: Variant
+) -> subprocess.CompletedProcess:
+    """Run ``command``; past ``timeout`` seconds kill it and everything it started, and say so."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise SystemExit(
+            f"the {variant.name} variant did not finish within {timeout:.0f} s "
+            f"(a notebook kernel that died or hangs?):\n{stdout[-2000:]}{stderr[-2000:]}"
+        ) from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def run_variant(
+    variant: Variant, notebooks: list[str], workers: int, timeout: float = 1800
+) -> tuple[list[Failure], float, int]:
     env = variant_environment(variant)
     check_variant_is_active(variant, env)
     with tempfile.TemporaryDirectory(prefix=f"variant-{variant.name}-") as tmp:
         report = Path(tmp) / "report.xml"
         start = time.perf_counter()
-        result = subprocess.run(
-            nbval_command(variant, notebooks, workers, report),
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        result = _run_with_deadline(nbval_command(variant, notebooks, workers, report), env, timeout, variant)
         seconds = time.perf_counter() - start
         if not report.exists():
             raise SystemExit(
@@ -241,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}"
     )
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds one variant may run (default 1800)"
+    )
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -251,13 +304,19 @@ def main(argv: list[str] | None = None) -> int:
 
     by_cell: dict[tuple[str, str], dict[str, str]] = {}
     changes: dict[str, list[Failure]] = {}
+    skipped: list[str] = []
     for name in names:
         variant = VARIANTS[name]
         print(
             f"[{name}] {variant.what}: {' '.join(f'{k}={v}' for k, v in variant.env.items()) or '-'}",
             flush=True,
         )
-        failures, seconds, cells = run_variant(variant, notebooks, args.workers)
+        reason = cannot_run_here(variant, variant_environment(variant))
+        if reason:
+            print(f"[{name}] skipped: {reason}", flush=True)
+            skipped.append(name)
+            continue
+        failures, seconds, cells = run_variant(variant, notebooks, args.workers, args.timeout)
         if variant.report_changes:
             changes[name] = [f for f in failures if f.outputs_differ]
             failures = [f for f in failures if not f.outputs_differ]
@@ -271,8 +330,13 @@ def main(argv: list[str] | None = None) -> int:
               "+ saved, - this run):")
         for change in sorted(changed, key=lambda f: (f.notebook, _cell_number(f.cell))):
             print(f"  {change.notebook} :: {change.cell}: {change.message}")
+    ran = [name for name in names if name not in skipped]
+    if not ran:
+        print(f"no variant could run on this CPU ({', '.join(names)} skipped)")
+        return 1
     if not by_cell:
-        print(f"every notebook reproduced under every variant ({', '.join(names)})")
+        also = f"; skipped on this CPU: {', '.join(skipped)}" if skipped else ""
+        print(f"every notebook reproduced under every variant ({', '.join(ran)}){also}")
         return 0
     print(f"\n{len(by_cell)} cell(s) did not reproduce on every imitated machine (+ saved, - this run):")
     for (notebook, cell), per_variant in sorted(by_cell.items()):

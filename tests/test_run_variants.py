@@ -171,3 +171,31 @@ def test_a_variant_that_would_change_nothing_is_refused() -> None:
     native_env = run_variants.variant_environment(run_variants.VARIANTS["native"])
     with pytest.raises(SystemExit, match="tf32 variant is not in effect"):
         run_variants.check_variant_is_active(run_variants.VARIANTS["tf32"], native_env)
+
+
+def test_a_variant_this_cpu_cannot_execute_is_skipped_not_left_to_hang(monkeypatch, capsys) -> None:
+    # What an AVX2-only CPU does under OPENBLAS_CORETYPE=SkylakeX: the process dies with SIGILL.
+    monkeypatch.setattr(run_variants, "ISA_SMOKE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    avx2 = run_variants.VARIANTS["avx2"]
+    reason = run_variants.cannot_run_here(avx2, run_variants.variant_environment(avx2))
+    assert reason and "SIGILL" in reason and "Haswell" in reason
+    assert run_variants.main(["--variants", "avx2", "-n", "1", "does-not-matter.ipynb"]) == 1
+    assert "[avx2] skipped: this CPU lacks" in capsys.readouterr().out
+    # variants that set no instruction set are never skipped
+    threads1 = run_variants.VARIANTS["threads1"]
+    assert run_variants.cannot_run_here(threads1, run_variants.variant_environment(threads1)) is None
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU's flags from /proc/cpuinfo")
+def test_the_real_avx512_variant_is_skipped_exactly_on_cpus_without_avx512() -> None:
+    flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].splitlines()[0].split()
+    avx512 = run_variants.VARIANTS["avx512"]
+    reason = run_variants.cannot_run_here(avx512, run_variants.variant_environment(avx512))
+    has_avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
+    assert (reason is None) == has_avx512, reason
+
+
+def test_a_variant_past_its_time_is_stopped_with_an_error() -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(SystemExit, match="did not finish within 1 s"):
+        run_variants._run_with_deadline(sleeper, {}, 1, run_variants.VARIANTS["native"])
