@@ -58,6 +58,7 @@ def test_the_clock_takes_the_median_steady_epoch_and_needs_three_ends() -> None:
 def test_every_toy_rung_is_timed_through_its_real_api() -> None:
     # The helper rungs are clocked through LossWatch.check, once per epoch: if a loop
     # stopped calling it, its rung would get no stamps and this would fail.
-    seconds = bench.measure(bench.mlp_rungs(bench.WORKLOADS["toy"]()), epochs=2, repeats=1)
-    assert set(seconds) == set(bench.mlp_rungs(bench.WORKLOADS["toy"]()))
+    rungs = bench.mlp_rungs(bench.WORKLOADS["toy"]())
+    seconds = bench.measure(rungs, epochs=2, repeats=1)
+    assert set(seconds) == set(rungs)
     assert all(0 < s < 60 for s in seconds.values()), seconds
