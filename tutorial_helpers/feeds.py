@@ -68,13 +68,20 @@ class LossWatch:
         self.bad_loss.assign(tf.where(new, bad_loss, self.bad_loss))
         self.steps.assign_add(tf.cast(count, tf.int64))
 
-    def check(self, epoch: int) -> int:
-        """Return the steps done this epoch; raise ``FloatingPointError`` if a loss was not finite."""
+    def check(
+        self,
+        epoch: int,
+        what: str = "loss",
+        hint: str = "lower the learning rate, clip gradients, or check the data",
+    ) -> int:
+        """Return the steps done this epoch; raise ``FloatingPointError`` if a loss was not finite.
+
+        The message reads ``"<what> became nan at epoch E, step S: <hint>"``.
+        """
         steps, first_bad = (int(v) for v in tf.stack([self.steps, self.first_bad]).numpy())
         if first_bad >= 0:
             raise FloatingPointError(
-                f"loss became {float(self.bad_loss.numpy())} at epoch {epoch}, step {first_bad}: "
-                "lower the learning rate, clip gradients, or check the data"
+                f"{what} became {float(self.bad_loss.numpy())} at epoch {epoch}, step {first_bad}: {hint}"
             )
         return steps
 
