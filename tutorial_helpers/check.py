@@ -11,6 +11,7 @@ prints a one-line verdict (with what went wrong, if anything) and returns
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -25,12 +26,49 @@ def _verdict(name: str, problem: str | None) -> bool:
     return problem is None
 
 
+class _YourCodeRaised(Exception):
+    """The reader's function raised: report it as theirs."""
+
+
+class _WrongResult(Exception):
+    """The reader's function returned something of the wrong kind."""
+
+
+def _yours(function: Callable, *args: Any) -> Any:
+    """Call the reader's ``function``; whatever it raises is reported as raised by *their* code."""
+    if not callable(function):
+        raise _WrongResult(f"expected a function, got {type(function).__name__}")
+    try:
+        return function(*args)
+    except Exception as error:  # the reader's code may fail in any way
+        raise _YourCodeRaised(f"your code raised {type(error).__name__}: {error}") from error
+
+
+def _number(value: Any, what: str = "your function") -> float:
+    """``value`` as a float, or a verdict saying what came back instead."""
+    try:
+        number = float(np.asarray(value))
+    except (TypeError, ValueError) as error:
+        raise _WrongResult(f"{what} returned {type(value).__name__} {value!r:.80}, not one number") from error
+    return number
+
+
 def _run(name: str, body: Callable[[], str | None]) -> bool:
-    """Run a check; an exception raised by the reader's code is reported, not raised."""
+    """Run a check and print its verdict.
+
+    What the reader's code raises, or a result of the wrong kind, is the
+    verdict; an error anywhere else is a bug in the checker and is raised,
+    saying so, instead of being blamed on the reader.
+    """
     try:
         problem = body()
-    except Exception as error:  # the reader's code may fail in any way
-        problem = f"your code raised {type(error).__name__}: {error}"
+    except (_YourCodeRaised, _WrongResult) as verdict:
+        problem = str(verdict)
+    except Exception as error:
+        raise RuntimeError(
+            f"check.{name} itself failed ({type(error).__name__}: {error}); "
+            "this is a bug in the checker, not in your code"
+        ) from error
     return _verdict(name, problem)
 
 
@@ -45,7 +83,7 @@ def mae_step(your_step: Callable) -> bool:
     def body() -> str | None:
         x, y = data.make_line_data(n=50, seed=3)
         model = linear.LinearModule(w=5.0, b=0.0)
-        your_step(model, tf.constant(x), tf.constant(y), 0.1)
+        _yours(your_step, model, tf.constant(x), tf.constant(y), 0.1)
         sign = np.sign(5.0 * x - y)
         expected = (5.0 - 0.1 * np.mean(sign * x), 0.0 - 0.1 * np.mean(sign))
         got = (float(model.w.numpy()), float(model.b.numpy()))
@@ -67,13 +105,14 @@ def training_epoch(your_epoch: Callable) -> bool:
         x, y = data.make_regression_data(n=200, seed=1)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(48)  # a partial last batch
         yours, reference = models.make_mlp(3, (8,), seed=0), models.make_mlp(3, (8,), seed=0)
-        loss = your_epoch(yours, keras.optimizers.SGD(0.05), keras.losses.MeanSquaredError(), dataset)
+        loss = _number(_yours(your_epoch, yours, keras.optimizers.SGD(0.05),
+                              keras.losses.MeanSquaredError(), dataset), "your epoch")
         history = loops.train(reference, dataset, optimizer=keras.optimizers.SGD(0.05),
                               loss_fn=keras.losses.MeanSquaredError(), epochs=1, verbose=0)
         if max_weight_difference(yours, reference) > 1e-5:
             return "the weights after one epoch differ from the reference loop's"
-        if not np.isclose(float(loss), history["loss"][0], rtol=1e-4):
-            return (f"returned loss {float(loss):.5f}, expected {history['loss'][0]:.5f} "
+        if not np.isclose(loss, history["loss"][0], rtol=1e-4):
+            return (f"returned loss {loss:.5f}, expected {history['loss'][0]:.5f} "
                     "(weight each batch by its size)")
         return None
 
@@ -93,12 +132,19 @@ def custom_train_step(your_model_class: type) -> bool:
         return cls(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(inputs)))
 
     def body() -> str | None:
+        if not isinstance(your_model_class, type) or not issubclass(your_model_class, keras.Model):
+            return f"expected a subclass of keras.Model, got {your_model_class!r}"
+        if your_model_class.train_step is keras.Model.train_step:
+            return f"{your_model_class.__name__} does not override train_step: fit() would run Keras's own"
         x, y = data.make_regression_data(n=200, seed=2)
         runs = []
         for cls in (your_model_class, keras.Model):
-            model = build(cls)
-            model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
-            runs.append((model, model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)))
+            def run(cls=cls):
+                model = build(cls)
+                model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+                return model, model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+
+            runs.append(_yours(run) if cls is your_model_class else run())
         (yours, your_history), (plain, plain_history) = runs
         if max_weight_difference(yours, plain) > 1e-5:
             return "the weights differ from a plain compiled model's"
@@ -119,10 +165,10 @@ def focal_loss(your_fn: Callable) -> bool:
         y = (rng.random((64, 1)) < 0.3).astype(np.float32)
         p = rng.random((64, 1)).astype(np.float32)
         expected = float(losses.BinaryFocalLoss(0.25, 2.0)(y, p))
-        got = float(your_fn(tf.constant(y), tf.constant(p)))
+        got = _number(_yours(your_fn, tf.constant(y), tf.constant(p)))
         if not np.isclose(got, expected, rtol=1e-4):
             return f"got {got:.6f}, expected {expected:.6f}"
-        edges = float(your_fn(tf.constant([[0.0], [1.0]]), tf.constant([[1.0], [0.0]])))
+        edges = _number(_yours(your_fn, tf.constant([[0.0], [1.0]]), tf.constant([[1.0], [0.0]])))
         if not np.isfinite(edges):
             return "not finite for predictions of exactly 0 and 1 (clip the probabilities)"
         return None
@@ -137,7 +183,9 @@ def global_clipping(your_fn: Callable) -> bool:
         grads = [tf.constant([[3.0, 4.0]]), tf.constant([12.0])]
         for limit in (6.0, 20.0):  # above and below the global norm of 13
             expected, _ = tf.clip_by_global_norm(grads, limit)
-            got = your_fn(grads, limit)
+            got = _yours(your_fn, grads, limit)
+            if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+                raise _WrongResult(f"expected a list of {len(expected)} tensors, got {type(got).__name__}")
             for g, e in zip(got, expected, strict=True):
                 if not np.allclose(np.asarray(g), e.numpy(), rtol=1e-5):
                     return f"with clip_norm={limit}: got {[np.asarray(t).tolist() for t in got]}"
@@ -154,7 +202,7 @@ def loss_with_penalties(your_fn: Callable) -> bool:
         model = models.make_mlp(3, (8,), kernel_regularizer=keras.regularizers.L2(0.1), seed=0)
         y_pred = model(x)
         expected = float(keras.losses.MeanSquaredError()(y, y_pred)) + float(sum(model.losses))
-        got = float(your_fn(model, tf.constant(y), y_pred))
+        got = _number(_yours(your_fn, model, tf.constant(y), y_pred))
         if not np.isclose(got, expected, rtol=1e-5):
             return f"got {got:.5f}, expected {expected:.5f} (did you add sum(model.losses)?)"
         return None
@@ -172,7 +220,10 @@ def early_stopping(your_fn: Callable) -> bool:
 
     def body() -> str | None:
         for (values, patience), expected in cases:
-            got = tuple(your_fn(list(values), patience))
+            result = _yours(your_fn, list(values), patience)
+            if not isinstance(result, (list, tuple)) or len(result) != 2:
+                raise _WrongResult(f"expected a pair (stop_epoch or None, best_epoch), got {result!r}")
+            got = tuple(result)
             if got != expected:
                 return f"for {values} with patience {patience}: got {got}, expected {expected}"
         return None
@@ -187,7 +238,7 @@ def generator_loss(your_fn: Callable) -> bool:
         logits = tf.constant(np.random.default_rng(0).normal(0, 3, (16, 1)).astype(np.float32))
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
         expected = float(bce(tf.ones_like(logits), logits))
-        got = float(your_fn(logits))
+        got = _number(_yours(your_fn, logits))
         if not np.isclose(got, expected, rtol=1e-5):
             return f"got {got:.5f}, expected {expected:.5f}"
         return None
@@ -214,7 +265,8 @@ def epoch_batches(your_make_epoch: Callable) -> bool:
             count.assign_add(1)
             return tf.reduce_sum(xb)
 
-        your_make_epoch(step, 8)(x, y)
+        epoch = _yours(your_make_epoch, step, 8)
+        _yours(epoch, x, y)
         expected = [(float(len(yb)), float(np.sum(yb))) for _, yb in
                     tf.data.Dataset.from_tensor_slices((x, y)).batch(8).as_numpy_iterator()]
         got = [tuple(row) for row in seen.numpy()[: int(count.numpy())]]
@@ -230,7 +282,7 @@ def replica_loss(your_fn: Callable) -> bool:
 
     def body() -> str | None:
         per_example = tf.constant([1.0, 2.0, 3.0, 6.0])
-        got = float(your_fn(per_example, 8))
+        got = _number(_yours(your_fn, per_example, 8))
         expected = float(tf.nn.compute_average_loss(per_example, global_batch_size=8))
         if not np.isclose(got, expected):
             return f"got {got}, expected {expected} (divide by the global batch size)"
@@ -245,13 +297,15 @@ def shape_safe_loss(your_fn: Callable) -> bool:
     def body() -> str | None:
         y = tf.constant([[1.0], [2.0], [4.0]])
         p = tf.constant([[1.5], [2.0], [3.0]])
-        got = float(your_fn(y, p))
+        got = _number(_yours(your_fn, y, p))
         if not np.isclose(got, float(np.mean((y.numpy() - p.numpy()) ** 2))):
             return f"the loss on matching shapes is {got}, not the MSE"
         try:
             your_fn(tf.reshape(y, (3,)), p)
         except ValueError:
             return None
+        except Exception as error:  # the reader's code, failing the wrong way
+            return f"(3,) targets against (3, 1) predictions raised {type(error).__name__}, not ValueError"
         return "(3,) targets against (3, 1) predictions did not raise ValueError"
 
     return _run("shape_safe_loss", body)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tutorial_helpers.validation import check_positive_int
+from tutorial_helpers.validation import (
+    check_non_negative_int,
+    check_non_negative_number,
+    check_number,
+    check_positive_int,
+)
 
 TRUE_W = 3.0
 TRUE_B = 2.0
@@ -27,9 +32,9 @@ def make_line_data(
     data do not depend on what else the notebook has drawn.
     """
     n = check_positive_int(n, "n")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
+    w, b = check_number(w, "w"), check_number(b, "b")
+    noise = check_non_negative_number(noise, "noise")
+    rng = np.random.default_rng(check_non_negative_int(seed, "seed"))
     x = np.linspace(-2.0, 2.0, n, dtype=np.float32)
     y = (w * x + b + noise * rng.standard_normal(n)).astype(np.float32)
     return x, y
@@ -53,9 +58,8 @@ def make_regression_data(
     target would silently broadcast against ``(n, 1)`` predictions.
     """
     n = check_positive_int(n, "n")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
+    noise = check_non_negative_number(noise, "noise")
+    rng = np.random.default_rng(check_non_negative_int(seed, "seed"))
     x = rng.random((n, len(REGRESSION_COEFS)), dtype=np.float32)
     y = regression_target(x) + (noise * rng.standard_normal((n, 1))).astype(np.float32)
     return x, y
@@ -67,8 +71,8 @@ def train_val_split(
     """Shuffle once with ``seed`` and split into ``(x_train, y_train), (x_val, y_val)``."""
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    check_number(val_fraction, "val_fraction", minimum=0.0, maximum=1.0,
+                 exclusive_minimum=True, exclusive_maximum=True)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = max(1, round(len(x) * val_fraction))
     val, train = order[:n_val], order[n_val:]
@@ -86,6 +90,7 @@ def load_digit_images(low: float = -1.0, high: float = 1.0) -> tuple[np.ndarray,
     """
     from sklearn.datasets import load_digits
 
+    low, high = check_number(low, "low"), check_number(high, "high")
     if not low < high:
         raise ValueError(f"low must be < high, got {low} and {high}")
     digits = load_digits()

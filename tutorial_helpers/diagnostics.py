@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tutorial_helpers.validation import check_positive_int
+from tutorial_helpers.epochs import as_dataset
+from tutorial_helpers.steps import compile_step, train_step_body
+from tutorial_helpers.validation import check_loss_fn, check_optimizer, check_positive_int
 
 
 def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
@@ -28,34 +30,39 @@ def record_gradient_norms(
     """Train for ``steps`` steps and record, at every step, each Dense layer's kernel-gradient norm.
 
     Returns ``(norms, losses)``: ``norms`` has shape ``(steps, n_dense_layers)``
-    (input layer first), ``losses`` shape ``(steps,)``.  Stops early, padding with
-    NaN, if the loss becomes non-finite.  ``global_clipnorm`` clips the
+    (input layer first), ``losses`` shape ``(steps,)``.  Stops early, padding
+    with NaN, if the loss becomes non-finite.  The step is the book's shared
+    train step (:func:`tutorial_helpers.steps.train_step_body`), so weight
+    penalties and sample weights in ``dataset`` count as in every loop.  ``global_clipnorm`` clips the
     gradients before the update (the norms are recorded before clipping).
     """
     steps = check_positive_int(steps, "steps")
+    check_optimizer(optimizer)
+    check_loss_fn(loss_fn)
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(f"dataset must be a batched tf.data.Dataset, got {type(dataset).__name__}")
+    as_dataset(dataset)  # batched, of (x, y[, sample_weight])
     kernels = [layer.kernel for layer in dense_layers(model)]
     if not kernels:
         raise ValueError("the model has no Dense layers to watch")
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    watched = [position[id(k)] for k in kernels]
+    step_norms = tf.Variable(tf.zeros(len(kernels)), trainable=False)
 
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-            if model.losses:
-                loss += tf.add_n(model.losses)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients, strict=True)}
-        norms = tf.stack([tf.norm(by_variable[id(k)]) for k in kernels])
-        if global_clipnorm is not None:
-            gradients, _ = tf.clip_by_global_norm(gradients, global_clipnorm)
-        optimizer.apply(gradients, model.trainable_variables)
-        return norms, loss
+    def observe(gradients: list) -> None:
+        step_norms.assign(tf.stack([tf.norm(gradients[i]) for i in watched]))
 
+    # the same step as every loop in the book (model losses, sample weights,
+    # clipping), with an observer that keeps the per-layer norms
+    step = compile_step(train_step_body(
+        model, optimizer, loss_fn, keras.metrics.Mean(), global_clipnorm=global_clipnorm,
+        gradient_observer=observe,
+    ))
     norms = np.full((steps, len(kernels)), np.nan)
     losses = np.full(steps, np.nan)
     batches = iter(dataset.repeat())
     for i in range(steps):
-        step_norms, loss = step(*next(batches))
+        loss = step(*next(batches))
         norms[i], losses[i] = step_norms.numpy(), float(loss)
         if not np.isfinite(losses[i]):
             break

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tutorial_helpers.validation import check_positive_int
+from tutorial_helpers.validation import check_number, check_positive_int
 
 IMAGE_SHAPE = (8, 8, 1)
 
@@ -51,6 +51,36 @@ def build_discriminator(name: str = "discriminator") -> keras.Sequential:
     )
 
 
+def _outputs_probabilities(model: keras.Model) -> bool | None:
+    """Whether ``model`` ends in a sigmoid (probabilities), ``False`` if in a plain ``Dense`` (logits)."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    activation = getattr(layers[-1], "activation", None)
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", "") == "sigmoid"
+
+
+def _check_loss_matches_discriminator(loss_fn: object, discriminator: keras.Model) -> None:
+    """Refuse a probability loss on a logit output, and the reverse: both train on nonsense silently."""
+    get_config = getattr(loss_fn, "get_config", None)
+    from_logits = get_config().get("from_logits") if callable(get_config) else None
+    probabilities = _outputs_probabilities(discriminator)
+    if from_logits is None or probabilities is None:
+        return
+    if not from_logits and not probabilities:
+        raise ValueError(
+            "the discriminator outputs logits (its last layer has no sigmoid), but loss_fn expects "
+            "probabilities: use keras.losses.BinaryCrossentropy(from_logits=True)"
+        )
+    if from_logits and probabilities:
+        raise ValueError(
+            "the discriminator ends in a sigmoid (probabilities), but loss_fn expects logits "
+            "(from_logits=True): remove the sigmoid (preferred) or use from_logits=False"
+        )
+
+
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other by ``fit()``.
 
@@ -73,7 +103,8 @@ class GAN(keras.Model):
         self.discriminator = discriminator
         self.generator = generator
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.label_noise = float(label_noise)
+        self.label_noise = check_number(label_noise, "label_noise", minimum=0.0, maximum=1.0,
+                                        exclusive_maximum=True)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -97,8 +128,12 @@ class GAN(keras.Model):
                 )
         if d_optimizer is g_optimizer:
             raise ValueError("d_optimizer and g_optimizer must be two different optimizer objects")
-        if loss_fn is None or not callable(loss_fn):
-            raise TypeError("GAN.compile() needs loss_fn, e.g. BinaryCrossentropy(from_logits=True)")
+        if loss_fn is None or isinstance(loss_fn, str) or not callable(loss_fn):
+            raise TypeError(
+                "GAN.compile() needs loss_fn, a loss object such as "
+                f"keras.losses.BinaryCrossentropy(from_logits=True), got {loss_fn!r}"
+            )
+        _check_loss_matches_discriminator(loss_fn, self.discriminator)
         super().compile(**kwargs)
         self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
 
@@ -175,33 +210,98 @@ class ImageGridCallback(keras.callbacks.Callback):
 class DigitJudge:
     """An honest, cheap measure of generated digits: what a real-digit classifier thinks of them.
 
-    A logistic-regression classifier is trained on the real digits (in the same
-    ``[-1, 1]`` scale as the generator's output).  :meth:`score` reports, for a
-    batch of images, the classifier's mean confidence (its highest class
-    probability), the fraction of images it classifies with confidence at least
-    ``threshold``, and how many of the 10 classes appear among those confident
-    predictions (mode coverage: a collapsed generator draws only a few digits).
+    The real digits are split (with ``seed``) into three parts: a logistic
+    regression is trained on half of them (in the same ``[-1, 1]`` scale as the
+    generator's output); a quarter is the *reference* the generated images are
+    compared with; the last quarter, :attr:`held_out`, is real digits the
+    classifier never saw, the honest ceiling for any generator.
+
+    :meth:`score` reports, for a batch of images:
+
+    * ``confidence``: the classifier's mean highest class probability, and
+      ``confident_fraction``, the share of images at least ``threshold`` sure;
+    * ``classes_covered``: how many of the 10 classes appear among the
+      confident predictions;
+    * ``class_balance``: the entropy of the predicted classes divided by
+      ``log(10)``: 1 when every digit is drawn equally often, 0 when one digit
+      is drawn every time (mode collapse);
+    * ``distance``: the Fréchet distance between Gaussians fitted to the
+      classifier's 10 class scores (logits) of the images and of the reference
+      digits.  Lower is better; it grows when the images are unlike real
+      digits *and* when they are too alike each other.
+
+    Confidence alone rewards collapse (one clean digit repeated is very
+    confident); balance and distance do not.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, regularization: float = 0.1) -> None:
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, regularization: float = 0.1, seed: int = 0
+    ) -> None:
         from sklearn.linear_model import LogisticRegression
 
         images = np.asarray(images, dtype=np.float32)
-        if images.shape[1:] != IMAGE_SHAPE:
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(f"images must have shape (n, 8, 8, 1), got {images.shape}")
-        self.classifier = LogisticRegression(C=regularization, max_iter=5000)
-        self.classifier.fit(images.reshape(len(images), -1), labels)
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
+        if len(images) < 40:
+            raise ValueError(f"the judge needs at least 40 real images, got {len(images)}")
+        order = np.random.default_rng(seed).permutation(len(images))
+        train, reference, held_out = np.array_split(order, [len(order) // 2, 3 * len(order) // 4])
+        self.classifier = LogisticRegression(
+            C=check_number(regularization, "regularization", minimum=0.0, exclusive_minimum=True),
+            max_iter=5000,
+        )
+        self.classifier.fit(_flat(images[train]), labels[train])
+        self._reference = self._features(images[reference])
+        #: real digits neither used to train the classifier nor as the reference
+        self.held_out = images[held_out]
+        self.held_out_labels = labels[held_out]
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        return self.classifier.decision_function(_flat(images)).astype(np.float64)
 
     def score(self, images: np.ndarray, threshold: float = 0.9) -> dict[str, float]:
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(f"images must have shape (n, 8, 8, 1), got {images.shape}")
-        probabilities = self.classifier.predict_proba(images.reshape(len(images), -1))
+        if len(images) < 2:
+            raise ValueError("score needs at least 2 images")
+        threshold = check_number(threshold, "threshold", minimum=0.0, maximum=1.0)
+        probabilities = self.classifier.predict_proba(_flat(images))
         confidence = probabilities.max(axis=1)
         predicted = probabilities.argmax(axis=1)
         confident = confidence >= threshold
+        shares = np.bincount(predicted, minlength=10) / len(predicted)
+        shares = shares[shares > 0]
         return {
             "confidence": float(confidence.mean()),
             "confident_fraction": float(confident.mean()),
             "classes_covered": len(set(predicted[confident].tolist())),
+            "class_balance": float(abs((shares * np.log(shares)).sum()) / np.log(10)),
+            "distance": frechet_distance(self._features(images), self._reference),
         }
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b`` (same width).
+
+    ``|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2))``: 0 for identical
+    distributions, larger when the means or the spreads differ.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"a and b must be (n, d) arrays of equal d with n >= 2, got {a.shape} and {b.shape}")
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr((C_a C_b)^(1/2)) = sum of the square roots of the eigenvalues of the
+    # symmetric S C_b S, with S = C_a^(1/2): stable even when C_a is singular
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
+    distance = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross
+    return float(max(distance, 0.0))

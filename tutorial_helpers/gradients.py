@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tutorial_helpers.validation import check_positive_number
@@ -29,6 +30,11 @@ def clip_gradients(
     unchanged.  Give at most one of the two; with neither, the gradients are
     returned as they are.
     """
+    if isinstance(gradients, (tf.Tensor, tf.Variable, np.ndarray)):
+        raise TypeError(
+            "gradients must be a list of tensors (one per variable), got a single "
+            f"{type(gradients).__name__}: wrap it in a list, [gradient]"
+        )
     if global_clipnorm is not None and clipnorm is not None:
         raise ValueError("give at most one of global_clipnorm and clipnorm")
     if global_clipnorm is not None:

@@ -56,8 +56,14 @@ def train_step_body(
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
     gradient_norm_tracker: keras.metrics.Metric | None = None,
+    gradient_observer: Callable[[list], None] | None = None,
 ) -> Callable[..., tf.Tensor]:
-    """The uncompiled train step; see :func:`make_train_step`."""
+    """The uncompiled train step; see :func:`make_train_step`.
+
+    ``gradient_observer(gradients)``, if given, sees the gradients (one per
+    trainable variable, before clipping) inside the step, for instruments such
+    as Chapter 11's per-layer gradient norms.
+    """
     clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm)  # check the settings now
 
     def train_step(x, y, sample_weight=None):
@@ -67,6 +73,8 @@ def train_step_body(
         gradients = tape.gradient(loss, model.trainable_variables)
         if gradient_norm_tracker is not None:
             gradient_norm_tracker.update_state(global_norm(gradients))
+        if gradient_observer is not None:
+            gradient_observer(gradients)
         gradients = clip_gradients(gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm)
         optimizer.apply(gradients, model.trainable_variables)
         # the tracker reports the global mean: undo the 1/N replica scaling
