@@ -135,7 +135,14 @@ def test_weighted_mse_weights_each_output() -> None:
     assert WeightedMeanSquaredError.from_config(config).weights == [3.0, 0.5]
 
 
-@pytest.mark.parametrize(("weights", "message"), [([], "must not be empty"), ([1.0, -1.0], r"weights\[1\] must be a number in \[0, inf\), got -1.0"), ([0.0, 0.0], "must not all be 0")])
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([], "must not be empty"),
+        ([1.0, -1.0], r"weights\[1\] must be a number in \[0, inf\), got -1.0"),
+        ([0.0, 0.0], "must not all be 0"),
+    ],
+)
 def test_weighted_mse_rejects_bad_weights(weights, message) -> None:
     with pytest.raises(ValueError, match=message):
         WeightedMeanSquaredError(weights)

@@ -53,8 +53,8 @@ def as_dataset(data: Any, batch_size: int | None = None, name: str = "train_data
         leading = {part.shape[0] for part in spec if part.shape[0] is not None}
         if len(leading) > 1:
             raise ValueError(
-                f"{name} yields parts with different first dimensions {sorted(leading)}: "
-                "is it batched (.batch(n))?"
+                f"{name} must be batched: it yields parts with different first dimensions "
+                f"{sorted(leading)} (call .batch(n) on it)"
             )
         if data.cardinality() == 0:
             raise ValueError(f"{name} is empty")
@@ -232,6 +232,16 @@ def check_data_for_model(
     else:
         arrays = checked_arrays(data, batch_size, name)
         x_shape, y_shape, y_values = arrays[0].shape, arrays[1].shape, arrays[1]
+    inputs = getattr(model, "inputs", None)
+    if inputs and len(inputs) == 1 and inputs[0].shape is not None:
+        expected = tuple(inputs[0].shape)
+        if len(x_shape) != len(expected) or any(
+            None not in (d, e) and d != e for d, e in zip(x_shape[1:], expected[1:], strict=False)
+        ):
+            hint = " Is the dataset batched (.batch(n))?" if isinstance(data, tf.data.Dataset) else ""
+            raise ValueError(
+                f"{name}: x has shape {tuple(x_shape)} but the model takes inputs of shape {expected}.{hint}"
+            )
     output_shape = model_output_shape(model, x_shape)
     if output_shape is not None and all(d is not None for d in y_shape[1:]):
         check_targets_match_outputs(y_shape, output_shape, loss_fn, name=f"{name}: y")
