@@ -88,6 +88,59 @@ def test_fixed_latent_grid_is_reproducible(digits) -> None:
     np.testing.assert_array_equal(grids[0], grids[1])
 
 
+class FlippedLabels(keras.losses.Loss):
+    """Binary cross-entropy on logits with every label flipped: the classic swapped-label bug."""
+
+    def call(self, y_true, y_pred):
+        return keras.losses.binary_crossentropy(1.0 - y_true, y_pred, from_logits=True)
+
+
+def realness_gap_after_discriminator_steps(model: gan.GAN, images: np.ndarray, steps: int = 5) -> float:
+    """How much the discriminator's logit gap (real minus fake) grows in ``steps`` of its own updates."""
+    real = tf.constant(images[:64])
+    fake = model.generator(np.random.default_rng(0).normal(size=(64, LATENT)).astype(np.float32))
+
+    def gap() -> float:
+        return float(tf.reduce_mean(model.discriminator(real)) - tf.reduce_mean(model.discriminator(fake)))
+
+    before = gap()
+    for _ in range(steps):
+        model.discriminator_step(real)
+    return gap() - before
+
+
+def realness_of_fakes_after_generator_steps(model: gan.GAN, steps: int = 20) -> float:
+    """How much the discriminator's logit on a fixed batch of fakes grows in ``steps`` generator updates."""
+    latent = tf.constant(np.random.default_rng(1).normal(size=(64, LATENT)).astype(np.float32))
+
+    def realness() -> float:
+        return float(tf.reduce_mean(model.discriminator(model.generator(latent))))
+
+    before = realness()
+    for _ in range(steps):
+        model.generator_step(64)
+    return realness() - before
+
+
+def flipped_gan() -> gan.GAN:
+    model = new_gan()
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), loss_fn=FlippedLabels())
+    return model
+
+
+def test_the_discriminator_learns_to_tell_real_from_fake(digits) -> None:
+    images, _ = digits
+    assert realness_gap_after_discriminator_steps(new_gan(), images) > 0.05
+    # the same measure catches swapped labels: the gap then shrinks
+    assert realness_gap_after_discriminator_steps(flipped_gan(), images) < -0.05
+
+
+def test_the_generator_learns_to_fool_the_discriminator() -> None:
+    assert realness_of_fakes_after_generator_steps(new_gan()) > 0.05
+    assert realness_of_fakes_after_generator_steps(flipped_gan()) < -0.05
+
+
 def test_short_training_beats_random_noise(digits) -> None:
     images, labels = digits
     judge = gan.DigitJudge(images, labels)
@@ -97,10 +150,64 @@ def test_short_training_beats_random_noise(digits) -> None:
     rng = np.random.default_rng(0)
     generated = judge.score(gan.generate(model.generator, rng.normal(size=(500, LATENT))))
     noise = judge.score(rng.uniform(-1, 1, size=(500, 8, 8, 1)))
-    real = judge.score(images[:500])
+    real = judge.score(judge.held_out)
     assert generated["confidence"] > noise["confidence"] + 0.05
+    assert generated["distance"] < noise["distance"]
     assert generated["classes_covered"] > noise["classes_covered"]
     assert real["confidence"] > generated["confidence"]
+    assert real["distance"] < generated["distance"]
+
+
+# ------------------------------------------------------------------ the judge
+@pytest.fixture(scope="module")
+def judge(digits):
+    return gan.DigitJudge(*digits)
+
+
+def test_the_judge_never_saw_the_held_out_digits(judge, digits) -> None:
+    split = judge.split
+    assert not set(split["train"]) & set(split["held_out"])
+    assert not set(split["reference"]) & set(split["held_out"])
+    assert not set(split["train"]) & set(split["reference"])
+    np.testing.assert_array_equal(judge.held_out, digits[0][split["held_out"]])
+
+
+def test_the_judge_ranks_real_digits_above_noise(judge) -> None:
+    real = judge.score(judge.held_out)
+    noise = judge.score(np.random.default_rng(0).uniform(-1, 1, size=(450, 8, 8, 1)))
+    assert real["class_balance"] > 0.95 and real["classes_covered"] == 10
+    assert real["confidence"] > noise["confidence"] + 0.2
+    assert real["distance"] < 2.0 < 10.0 < noise["distance"]
+
+
+def test_the_judge_does_not_reward_mode_collapse(judge) -> None:
+    """One clean digit repeated is *more* confident than real digits, so confidence alone would
+    reward it; balance and distance must not."""
+    real = judge.score(judge.held_out)
+    probabilities = judge.classifier.predict_proba(judge.held_out.reshape(len(judge.held_out), -1))
+    clearest = judge.held_out[probabilities.max(axis=1).argmax()]
+    collapsed = judge.score(np.repeat(clearest[None], 450, axis=0))
+    assert collapsed["confidence"] > real["confidence"]  # the trap
+    assert collapsed["class_balance"] == 0.0 and collapsed["classes_covered"] == 1
+    assert collapsed["distance"] > 10 * real["distance"]
+    two_digits = judge.held_out[np.isin(judge.held_out_labels, [3, 7])]
+    partial = judge.score(two_digits)
+    assert partial["class_balance"] < 0.5 and partial["distance"] > 10 * real["distance"]
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula() -> None:
+    from scipy import linalg
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 4))
+    b = rng.normal(1.0, 2.0, size=(200, 4)) @ rng.normal(size=(4, 4))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(
+        cov_a + cov_b - 2 * np.real(linalg.sqrtm(cov_a @ cov_b))
+    )
+    assert gan.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert gan.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert gan.frechet_distance(a, a + 2.0) == pytest.approx(4 * 4.0, rel=1e-9)  # |shift|^2
 
 
 @pytest.mark.parametrize(
@@ -134,8 +241,6 @@ def test_data_of_the_wrong_shape_is_a_clear_error() -> None:
         model.fit(wrong, epochs=1, shuffle=False, verbose=0)
 
 
-def test_judge_rejects_wrong_shapes(digits) -> None:
-    images, labels = digits
-    judge = gan.DigitJudge(images[:200], labels[:200])
+def test_judge_rejects_wrong_shapes(judge) -> None:
     with pytest.raises(ValueError, match="shape"):
         judge.score(np.zeros((5, 64)))

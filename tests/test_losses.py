@@ -37,6 +37,47 @@ def test_focal_loss_equals_numpy_reference(batch, alpha: float, gamma: float) ->
     assert float(from_logits) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("labels", ["hard", "soft"])
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (0.75, 0.5), (0.5, 0.0)])
+def test_focal_loss_equals_keras_binary_focal_crossentropy(labels, from_logits, alpha, gamma) -> None:
+    """The built-in with class balancing is the same loss, on hard and soft labels (|z| < 8 here,
+    where Keras's clipped sigmoid is still exact)."""
+    rng = np.random.default_rng(1)
+    y = rng.random((64, 3)).astype(np.float32)
+    if labels == "hard":
+        y = (y < 0.3).astype(np.float32)
+    z = np.clip(rng.normal(0, 3, (64, 3)), -8, 8).astype(np.float32)
+    y_pred = z if from_logits else tf.sigmoid(z).numpy()
+    keras_loss = keras.losses.BinaryFocalCrossentropy(
+        apply_class_balancing=True, alpha=alpha, gamma=gamma, from_logits=from_logits, reduction=None
+    )
+    ours = BinaryFocalLoss(alpha, gamma, from_logits=from_logits, reduction=None)
+    np.testing.assert_allclose(ours(y, y_pred).numpy(), keras_loss(y, y_pred).numpy(), rtol=2e-5, atol=1e-7)
+
+
+def test_soft_labels_give_the_same_loss_from_logits_and_from_probabilities() -> None:
+    y = np.array([[0.9], [0.2], [0.5]], dtype=np.float32)
+    z = np.array([[2.0], [-1.0], [0.3]], dtype=np.float32)
+    from_logits = BinaryFocalLoss(0.25, 2.0, from_logits=True, reduction=None)(y, z).numpy()
+    from_probs = BinaryFocalLoss(0.25, 2.0, reduction=None)(y, tf.sigmoid(z)).numpy()
+    np.testing.assert_allclose(from_logits, from_probs, rtol=1e-5)
+    # y = 0.9, z = 2 by hand: p = sigmoid(2); BCE = -(0.9 log p + 0.1 log(1 - p));
+    # 1 - p_t = 0.9 (1 - p) + 0.1 p; alpha_t = 0.9 * 0.25 + 0.1 * 0.75
+    p = 1 / (1 + np.exp(-2.0))
+    bce = -(0.9 * np.log(p) + 0.1 * np.log(1 - p))
+    expected = (0.9 * 0.25 + 0.1 * 0.75) * (0.9 * (1 - p) + 0.1 * p) ** 2 * bce
+    assert from_logits[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_out_of_range_labels_make_a_compiled_loss_nan() -> None:
+    """Inside a compiled step a label cannot raise; it makes the loss NaN, which the loops report."""
+    loss = BinaryFocalLoss(from_logits=True)
+    compiled = tf.function(lambda y, z: loss(y, z))
+    assert np.isnan(float(compiled(tf.constant([[3.0], [0.0]]), tf.constant([[0.5], [0.5]]))))
+    assert np.isfinite(float(compiled(tf.constant([[1.0], [0.0]]), tf.constant([[0.5], [0.5]]))))
+
+
 def test_gamma_zero_is_alpha_weighted_binary_cross_entropy(batch) -> None:
     y, logits = batch
     alpha = 0.8

@@ -254,6 +254,8 @@ class DigitJudge:
             max_iter=5000,
         )
         self.classifier.fit(_flat(images[train]), labels[train])
+        #: indices of the images used to train the classifier, as the reference, and held out
+        self.split = {"train": train, "reference": reference, "held_out": held_out}
         self._reference = self._features(images[reference])
         #: real digits neither used to train the classifier nor as the reference
         self.held_out = images[held_out]
