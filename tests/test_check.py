@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tutorial_helpers import check, custom_fit, diagnostics, losses
+from tutorial_helpers import check, custom_fit
 
 
 def right_mae_step(model, x, y, lr):
@@ -80,16 +80,42 @@ def make_epoch(include_last: bool):
     return make
 
 
-def safe_mse(y_true, y_pred):
-    diagnostics.assert_same_shape(y_true, y_pred)
+def safe_mse(y_true, y_pred):  # written here, not with the book's diagnostics.assert_same_shape
+    if tuple(y_true.shape) != tuple(y_pred.shape):
+        raise ValueError(f"shapes {y_true.shape} and {y_pred.shape} differ")
     return tf.reduce_mean(tf.square(y_true - y_pred))
+
+
+def numpy_focal_loss(y, p):
+    """The focal loss from its definition, in NumPy float64 (independent of the book's class)."""
+    y, p = np.asarray(y, np.float64), np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    p_t = y * p + (1 - y) * (1 - p)
+    alpha_t = y * 0.25 + (1 - y) * 0.75
+    return np.mean(-alpha_t * (1 - p_t) ** 2 * np.log(p_t))
+
+
+class HandWrittenTrainStep(keras.Model):
+    """A train_step written out here, independently of the book's CustomFitModel."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        for metric in self.metrics:
+            if metric.name == "loss":  # a mean over samples: the partial last batch counts less
+                metric.update_state(loss, sample_weight=tf.shape(x)[0])
+            else:
+                metric.update_state(y, y_pred)
+        return self.get_metrics_result()
 
 
 CASES = [
     (check.mae_step, right_mae_step, wrong_mae_step),
     (check.training_epoch, epoch(weighted=True), epoch(weighted=False)),
-    (check.custom_train_step, custom_fit.CustomFitModel, NoLossTracker),
-    (check.focal_loss, losses.BinaryFocalLoss(0.25, 2.0),
+    (check.custom_train_step, HandWrittenTrainStep, NoLossTracker),
+    (check.focal_loss, numpy_focal_loss,
      lambda y, p: tf.reduce_mean(-(y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p)))),
     (check.global_clipping, lambda g, c: tf.clip_by_global_norm(g, c)[0],
      lambda g, c: [tf.clip_by_norm(t, c) for t in g]),
@@ -120,3 +146,33 @@ def test_a_crashing_answer_is_reported_not_raised(capsys) -> None:
 
     assert check.focal_loss(broken) is False
     assert "raised RuntimeError: oops" in capsys.readouterr().out
+
+
+def test_a_wrong_result_is_reported_as_yours(capsys) -> None:
+    assert check.focal_loss(lambda y, p: "0.1") is False
+    assert "your function returned str" in capsys.readouterr().out
+    assert check.global_clipping(lambda g, c: tf.clip_by_global_norm(g, c)) is False  # (list, norm)
+    assert "returned list where a tensor was expected" in capsys.readouterr().out
+    assert check.global_clipping(lambda g, c: g[:1]) is False
+    assert "expected a list of 2 tensors" in capsys.readouterr().out
+
+
+def test_a_class_without_train_step_is_not_correct(capsys) -> None:
+    class NoOverride(keras.Model):
+        pass
+
+    assert check.custom_train_step(NoOverride) is False
+    assert "NoOverride does not override train_step" in capsys.readouterr().out
+    assert check.custom_train_step(custom_fit.CustomFitModel) is True  # the book's own answer passes too
+    capsys.readouterr()
+    assert check.custom_train_step(lambda: None) is False  # a function, not a class
+    assert "expected a subclass of keras.Model" in capsys.readouterr().out
+
+
+def test_the_checkers_own_errors_are_not_blamed_on_the_reader(monkeypatch) -> None:
+    def broken_reference(*args, **kwargs):
+        raise ZeroDivisionError("inside the checker")
+
+    monkeypatch.setattr(check.losses, "BinaryFocalLoss", broken_reference)
+    with pytest.raises(RuntimeError, match="bug in the checker, not in your code"):
+        check.focal_loss(numpy_focal_loss)

@@ -47,10 +47,24 @@ def _yours(function: Callable, *args: Any) -> Any:
 def _number(value: Any, what: str = "your function") -> float:
     """``value`` as a float, or a verdict saying what came back instead."""
     try:
-        number = float(np.asarray(value))
+        array = np.asarray(value)
+        if not (np.issubdtype(array.dtype, np.number) and array.size == 1):
+            raise TypeError(array.dtype)
+        number = float(array.reshape(()))
     except (TypeError, ValueError) as error:
         raise _WrongResult(f"{what} returned {type(value).__name__} {value!r:.80}, not one number") from error
     return number
+
+
+def _array(value: Any, shape: tuple[int, ...], what: str = "your function") -> np.ndarray:
+    """``value`` as a numeric array of ``shape``, or a verdict saying what came back instead."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise _WrongResult(f"{what} returned {type(value).__name__} where a tensor was expected") from error
+    if array.shape != shape:
+        raise _WrongResult(f"{what} returned an array of shape {array.shape}, expected {shape}")
+    return array
 
 
 def _run(name: str, body: Callable[[], str | None]) -> bool:
@@ -187,7 +201,7 @@ def global_clipping(your_fn: Callable) -> bool:
             if not isinstance(got, (list, tuple)) or len(got) != len(expected):
                 raise _WrongResult(f"expected a list of {len(expected)} tensors, got {type(got).__name__}")
             for g, e in zip(got, expected, strict=True):
-                if not np.allclose(np.asarray(g), e.numpy(), rtol=1e-5):
+                if not np.allclose(_array(g, tuple(e.shape)), e.numpy(), rtol=1e-5):
                     return f"with clip_norm={limit}: got {[np.asarray(t).tolist() for t in got]}"
         return None
 
