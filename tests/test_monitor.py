@@ -50,7 +50,23 @@ def test_monitor_records_every_epoch_from_the_trainer(classification) -> None:
     assert monitor.history["learning_rate"] == pytest.approx(
         [0.05 * 0.5 ** (4 * e / 10) for e in range(1, 5)], rel=1e-5)
     figure = monitor.plot("test")
-    assert len(figure.axes) == 6
+    axes = {ax.get_title(): ax for ax in figure.axes}
+    assert figure._suptitle.get_text() == "test"
+
+    def plotted(title: str, label: str) -> np.ndarray:
+        line = next(line for line in axes[title].get_lines() if line.get_label() == label)
+        return np.asarray(line.get_ydata())
+
+    np.testing.assert_array_equal(plotted("Loss", "train"), history["loss"])
+    np.testing.assert_array_equal(plotted("Loss", "validation"), history["val_loss"])
+    np.testing.assert_array_equal(plotted("Accuracy", "validation"), history["val_accuracy"])
+    np.testing.assert_array_equal(plotted("Learning rate", "learning rate"), history["learning_rate"])
+    grad_norm = plotted("Global gradient norm", "mean over the epoch")
+    np.testing.assert_array_equal(grad_norm, history["grad_norm"])
+    gap = np.asarray(history["val_loss"]) - np.asarray(history["loss"])
+    np.testing.assert_allclose(axes["Overfitting gap (val_loss - loss)"].get_lines()[0].get_ydata(), gap)
+    np.testing.assert_allclose(plotted("Training loss, smoothed", "smoothed (0.6)"), smooth(history["loss"]))
+    assert axes["Learning rate"].get_yscale() == "log"
 
 
 def test_monitor_with_fit_marks_the_gradient_norm_as_not_logged(classification) -> None:

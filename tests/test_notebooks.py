@@ -104,6 +104,42 @@ def ignored_cells(path: Path) -> list[tuple[int, str, str]]:
     return found
 
 
+def _tree(cell: dict):
+    import ast
+
+    try:
+        return ast.parse("".join(cell["source"]))
+    except SyntaxError:
+        return ast.parse("")
+
+
+def _assigned_names(cell: dict) -> set[str]:
+    """Names a code cell binds (assignments, loops, function and class definitions)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(_tree(cell)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+def _asserts_on(cell: dict, names: set[str]) -> bool:
+    """Whether a code cell holds an ``assert`` statement and reads one of ``names``.
+
+    A comment or a string with the word in it is not an assertion.
+    """
+    import ast
+
+    tree = _tree(cell)
+    if not any(isinstance(node, ast.Assert) for node in ast.walk(tree)):
+        return False
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return bool(read & names)
+
+
 def ignored_cell_problems(path: Path) -> list[str]:
     """What is wrong with a notebook's ignored cells: no reason, no later assertion, too many chaotic."""
     cells = _code_cells(path)
@@ -115,9 +151,11 @@ def ignored_cell_problems(path: Path) -> list[str]:
                 f"cell {i}: the line after # NBVAL_IGNORE_OUTPUT must say why, "
                 f"'# timing: ...' or '# chaotic: ...', not {reason!r}"
             )
-        later = "".join("".join(c["source"]) for c in cells[i + 1 :])
-        if "assert" not in later:
-            problems.append(f"cell {i} ignores its output but nothing after it asserts")
+        names = _assigned_names(cells[i])
+        if not any(_asserts_on(c, names) for c in cells[i + 1 :]):
+            problems.append(
+                f"cell {i} ignores its output but no later cell asserts on what it computes"
+            )
     chaotic = [i for i, kind, _ in ignored if kind == "chaotic"]
     if len(chaotic) > MAX_CHAOTIC_CELLS:
         problems.append(
@@ -146,7 +184,20 @@ def test_the_ignored_cell_rules_catch_what_they_are_for(tmp_path: Path) -> None:
     assert any("3 cells ignore a chaotic output ([1, 2, 3])" in p for p in problems)
     nb.cells = nb.cells[:2]  # one ignored cell, and no assertion after it
     nbformat.write(nb, path)
-    assert ignored_cell_problems(path) == ["cell 1 ignores its output but nothing after it asserts"]
+    assert ignored_cell_problems(path) == [
+        "cell 1 ignores its output but no later cell asserts on what it computes"
+    ]
+    # the word alone is not an assertion, nor is one on something else
+    measured = "# NBVAL_IGNORE_OUTPUT\n# chaotic: moves\nscore = 0.5\nprint(score)"
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in
+                [measured, "# we assert nothing here", "print('assert score')", "y = 2\nassert y"]]
+    nbformat.write(nb, path)
+    assert ignored_cell_problems(path) == [
+        "cell 0 ignores its output but no later cell asserts on what it computes"
+    ]
+    nb.cells.append(nbformat.v4.new_code_cell("best = score * 2\nassert best > 0.5"))
+    nbformat.write(nb, path)
+    assert ignored_cell_problems(path) == []
 
 
 def test_the_ignored_cells_are_the_ones_listed_here() -> None:

@@ -1,14 +1,43 @@
-"""The timing helpers subtract set-up cost, exclude warm-up, and take medians."""
+"""The timing helpers subtract set-up cost, exclude warm-up, and take medians.
+
+The helpers read ``time.perf_counter``; these tests give them a fake clock that
+moves only when the code under test "works", so every expected time is exact
+and no test depends on how busy the machine is.
+"""
 
 from __future__ import annotations
 
-import time
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tutorial_helpers import timing
 from tutorial_helpers.timing import race, seconds_per_epoch, wait_for_device
+
+
+class FakeClock:
+    """``perf_counter`` that reads ``now``; ``sleep`` moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+CLOCK = FakeClock()
+time = CLOCK  # what the code below "sleeps" on
+
+
+@pytest.fixture(autouse=True)
+def fake_clock(monkeypatch):
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=CLOCK.perf_counter))
+    return CLOCK
 
 
 class QueuedModel:
@@ -32,7 +61,7 @@ def test_setup_cost_cancels() -> None:
 
     seconds, result = seconds_per_epoch(run, epochs=4)
     assert result == 5
-    assert seconds == pytest.approx(0.01, abs=0.006)
+    assert seconds == pytest.approx(0.01, rel=1e-9)  # the 50 ms set-up cancels exactly
 
 
 def test_race_excludes_the_warm_up_and_takes_turns() -> None:
@@ -55,8 +84,8 @@ def test_race_excludes_the_warm_up_and_takes_turns() -> None:
 
     times, models = race({"slow": rung("slow", 0.0, 0.01), "traced": rung("traced", 0.1, 0.001)},
                          {"slow": 3, "traced": 3}, repeats=2)
-    assert times["slow"] == pytest.approx(0.01, abs=0.005)
-    assert times["traced"] < 0.005  # the 100 ms warm-up is not counted
+    assert times["slow"] == pytest.approx(0.01, rel=1e-9)
+    assert times["traced"] == pytest.approx(0.001, rel=1e-9)  # the 100 ms warm-up is not counted
     assert {name: model.name for name, model in models.items()} == {"slow": "slow", "traced": "traced"}
     assert calls == [("slow", 1), ("slow", 3), ("traced", 1), ("traced", 3)] * 2
 
@@ -65,7 +94,7 @@ def test_race_waits_for_the_device_inside_the_timed_region() -> None:
     # run() only queues work (returns at once); the device needs 60 ms to finish it
     times, _ = race({"async": lambda: (QueuedModel("async", pending=0.06), lambda n: None)},
                     {"async": 3}, repeats=1)
-    assert times["async"] == pytest.approx(0.02, abs=0.01)  # 60 ms over 3 epochs, not ~0
+    assert times["async"] == pytest.approx(0.02, rel=1e-9)  # 60 ms over 3 epochs, not 0
 
 
 def test_wait_for_device_reads_every_weight() -> None:
