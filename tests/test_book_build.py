@@ -2,7 +2,8 @@
 
 The browser test serves the built HTML on a loopback port and opens every
 page in headless Chromium (Debian's ``chromium`` package; ``.ci/run``
-installs it).  Without Chromium it is skipped, with a message saying so.
+installs it).  Without Chromium it is skipped, with a message saying so,
+except in CI (``CI=true``), where a missing browser fails the test.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -71,6 +73,17 @@ def test_launch_buttons_and_colab_cells_use_the_configured_repository(built_html
 # ----------------------------------------------------------------- browser
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_browser() -> str:
+    """Chromium's path; without it, skip the test, or fail it in CI (``CI=true``), which must not skip."""
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must open the pages in a browser, but Chromium is not installed "
+                        "(.ci/run installs it: apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return chromium
 
 
 CHROMIUM_FLAGS = [
@@ -151,9 +164,7 @@ def _render(chromium: str, url: str, screenshot: Path | None = None) -> str:
 
 
 def test_every_page_renders_in_a_real_browser(built_html: Path, served: str) -> None:
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    chromium = require_browser()
     parsed: dict[str, _PageParser] = {}
     for page in PAGES:
         shot = SCREENSHOTS / f"{Path(page).name}.png" if page in (PAGES[0], CHAPTERS[0]) else None

@@ -1,0 +1,31 @@
+"""What CI runs: a new environment every time, the README's command, and a browser test that cannot skip."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import test_book_build
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_starts_from_a_new_environment() -> None:
+    assert SCRIPT.index("rm -rf .venv") < SCRIPT.index("python3 -m venv .venv")
+
+
+def test_ci_runs_the_readmes_test_command_with_ci_set() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"\*\*2\. Run the whole test suite\*\*\s+```bash\n(.+?)\n```", readme).group(1)
+    assert command in SCRIPT.splitlines()
+    assert SCRIPT.index("export CI=true") < SCRIPT.index(command)
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, ci, outcome) -> None:
+    monkeypatch.setattr(test_book_build, "_chromium", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="Chromium is not installed"):
+        test_book_build.require_browser()
