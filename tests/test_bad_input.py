@@ -91,10 +91,10 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("one metric, not a list", train(metrics=keras.metrics.MeanAbsoluteError()), TypeError,
      "metrics must be a list"),
     ("y with two columns for one output", train((X, np.hstack([Y, Y]))), ValueError,  # issue
-     r"train_data: y has shape \(40, 2\) but the model outputs shape \(1, 1\)"),
+     r"train_data: y has shape \(40, 2\) but the model outputs shape \(None, 1\)"),
     ("(n,) targets with a hand-written loss", train((X, Y[:, 0]), loss_fn=lambda y, p, sample_weight=None:
                                                     tf.reduce_mean((y - p) ** 2)), ValueError,
-     r"y has shape \(40,\) but the model outputs shape \(1, 1\)"),
+     r"y has shape \(40,\) but the model outputs shape \(None, 1\)"),
     ("validation y of the wrong shape", train(validation_data=(X, np.hstack([Y, Y]))), ValueError,
      r"validation_data: y has shape \(40, 2\)"),
     ("one-hot targets with a sparse loss", train((X, np.eye(3, dtype=np.float32)[np.arange(40) % 3]),

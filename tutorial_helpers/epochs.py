@@ -201,7 +201,7 @@ def _shape_of(part: Any) -> tuple[int | None, ...]:
 
 
 def model_output_shape(model: keras.Model, x_shape: Sequence[int | None]) -> tuple[int | None, ...] | None:
-    """The shape of ``model``'s output for inputs of shape ``x_shape`` (batch first), or ``None``.
+    """The shape of ``model``'s output (batch ``None``) for inputs of shape ``x_shape``, or ``None``.
 
     Found by calling the model on one all-zero sample with ``training=False``,
     which also builds an unbuilt model (as its first batch would) and touches
@@ -211,7 +211,7 @@ def model_output_shape(model: keras.Model, x_shape: Sequence[int | None]) -> tup
     if any(d is None for d in tail):
         return None
     output = model(tf.zeros((1, *tail)), training=False)
-    return tuple(output.shape) if hasattr(output, "shape") else None
+    return (None, *tuple(output.shape)[1:]) if hasattr(output, "shape") else None
 
 
 def check_data_for_model(

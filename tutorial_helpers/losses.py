@@ -48,12 +48,12 @@ class BinaryFocalLoss(keras.losses.Loss):
 
     It equals Keras's built-in
     ``keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True)`` on hard
-    and soft labels, probabilities and logits (the tests check this), except
-    where the built-in loses precision: with ``from_logits=True`` Keras applies
-    the sigmoid first and clips it to ``[1e-7, 1 - 1e-7]``, so its loss stops
-    growing near ``|z| = 16``; here the cross-entropy is computed from the
-    logit itself (softplus), exact for any ``z``.  With probabilities, both
-    clip to ``[1e-7, 1 - 1e-7]`` so the loss stays finite at exactly 0 and 1.
+    and soft labels, probabilities and logits (the tests check this): use the
+    built-in in your own work; this class is written out to show what a
+    ``keras.losses.Loss`` subclass provides.  With ``from_logits=True`` the
+    cross-entropy is computed from the logit itself (softplus), exact for any
+    ``z``; probabilities are clipped to ``[1e-7, 1 - 1e-7]`` so the loss stays
+    finite at exactly 0 and 1.
     The per-sample loss is the mean over the last axis.
     """
 
