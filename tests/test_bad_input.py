@@ -184,7 +184,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
                                              label_noise=NAN), ValueError,
      r"label_noise must be a number in \[0, 1\), got nan"),
     ("GAN: probability BCE on logits", gan_compile(loss_fn=keras.losses.BinaryCrossentropy()),  # issue
-     ValueError, r"the discriminator outputs logits .* BinaryCrossentropy\(from_logits=True\)"),
+     ValueError, r"the discriminator outputs logits .*BinaryCrossentropy\(from_logits=True\)"),
     ("GAN: loss as a string", gan_compile(loss_fn="binary_crossentropy"), TypeError,
      "GAN.compile\\(\\) needs loss_fn, a loss object"),
     ("judge, labels of the wrong length", lambda: gan.DigitJudge(np.zeros((50, 8, 8, 1)), np.zeros(49)),
