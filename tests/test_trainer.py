@@ -11,6 +11,7 @@ import pytest
 
 from tutorial_helpers import data, loops
 from tutorial_helpers.callbacks import EpochTimer, HookRecorder
+from tutorial_helpers.checkpoints import RunCheckpoints, latest_checkpoint
 from tutorial_helpers.compare import max_weight_difference
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.summaries import read_scalars
@@ -101,12 +102,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(regression, tmp_pa
     keras.utils.set_random_seed(999)  # the new process's state must not matter
     resumed = build(seed=123, dropout=dropout)  # different initial weights: all must come from disk
     resumed_trainer = make_trainer(resumed)
-    resumed_history = resumed_trainer.fit((x, y), epochs=6, checkpoint_dir=tmp_path, **kwargs)
+    resumed_history = resumed_trainer.fit((x, y), epochs=6, checkpoint_dir=tmp_path, resume=True, **kwargs)
     assert resumed_trainer.start_epoch == 3
 
     assert max_weight_difference(straight, resumed) == 0.0
-    assert len(resumed_history["loss"]) == 3
-    assert resumed_history["loss"] == straight_history["loss"][3:]
+    assert resumed_history == straight_history  # the whole run's history, the saved epochs included
 
 
 def _stopping_run(regression, **fit_kwargs):
@@ -125,8 +125,9 @@ def test_the_checkpoint_on_disk_is_what_an_early_stopped_fit_returns(regression,
     reloaded = build(seed=5)
     restored = make_trainer(reloaded)
     restored._build(regression[0], 32)
-    restored._make_checkpoint(7, EarlyStopper("val_loss", patience=2, min_delta=0.05))
-    assert restored._restore(tmp_path, 7) == len(history["loss"])
+    checkpoints = RunCheckpoints(tmp_path, reloaded, restored.optimizer,
+                                 EarlyStopper("val_loss", patience=2, min_delta=0.05), max_to_keep=3)
+    assert checkpoints.restore(latest_checkpoint(tmp_path)) == (len(history["loss"]), history)
     assert max_weight_difference(reloaded, model) == 0.0  # the best epoch's weights, not the last
 
 
@@ -142,17 +143,17 @@ def test_resuming_a_run_with_early_stopping_equals_an_uninterrupted_one(regressi
     stopper = EarlyStopper("val_loss", patience=2, min_delta=0.05)
     history = make_trainer(resumed).fit((x, y), batch_size=32, shuffle_seed=7, epochs=50,
                                         validation_data=(x_val, y_val), early_stopping=stopper,
-                                        checkpoint_dir=tmp_path)
-    assert len(history["loss"]) == stopped_after - interrupt_at  # it stops at the same epoch
+                                        checkpoint_dir=tmp_path, resume=True)
+    assert len(history["loss"]) == stopped_after  # it stops at the same epoch
     assert (stopper.best_epoch, stopper.stopped_epoch) == (straight_stopper.best_epoch,
                                                            straight_stopper.stopped_epoch)
     assert max_weight_difference(straight, resumed) == 0.0
-    assert history["val_loss"] == straight_history["val_loss"][interrupt_at:]
-    # and resuming a finished run trains nothing more
+    assert history["val_loss"] == straight_history["val_loss"]
+    # and resuming a finished run trains nothing more, and returns its history
     again = make_trainer(build(seed=3)).fit((x, y), batch_size=32, shuffle_seed=7, epochs=50,
                                             validation_data=(x_val, y_val), early_stopping=stopper,
-                                            checkpoint_dir=tmp_path)
-    assert again == {}
+                                            checkpoint_dir=tmp_path, resume=True)
+    assert again == history
 
 
 def test_a_reused_stopper_starts_over_in_a_new_run(regression) -> None:
@@ -219,33 +220,35 @@ def test_corrupt_checkpoint_dir_is_an_error(regression, tmp_path) -> None:
     for data_file in other.glob("ckpt-1.data-*"):
         data_file.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot restore"):
-        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, checkpoint_dir=other)
+        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, checkpoint_dir=other, resume=True)
 
 
 def test_checkpoint_from_another_run_is_refused(regression, tmp_path) -> None:
     (x, y), _ = regression
     make_trainer(build()).fit((x, y), batch_size=64, epochs=1, shuffle_seed=1, checkpoint_dir=tmp_path)
-    with pytest.raises(CheckpointError, match="shuffle_seed=1"):
-        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, shuffle_seed=2, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="shuffle_seed: saved 1, now 2"):
+        make_trainer(build()).fit((x, y), batch_size=64, epochs=2, shuffle_seed=2, checkpoint_dir=tmp_path,
+                                  resume=True)
     wider = keras.Sequential([keras.Input((3,)), keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(1)])
-    with pytest.raises(CheckpointError, match="cannot restore"):
-        make_trainer(wider).fit((x, y), batch_size=64, epochs=2, shuffle_seed=1, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match=r"model: saved \['Sequential', \[3, 16\]"):
+        make_trainer(wider).fit((x, y), batch_size=64, epochs=2, shuffle_seed=1, checkpoint_dir=tmp_path,
+                                resume=True)
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(regression, tmp_path) -> None:
     (x, y), _ = regression
     model = build()
     trainer = make_trainer(model)
-    trainer.fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path)
+    first = trainer.fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path)
     good = model.get_weights()
     y_bad = y.copy()
     y_bad[95] = np.nan  # batch 4 (samples 90..119) of every epoch
     with pytest.raises(FloatingPointError, match=r"epoch 3, step 4"):
-        trainer.fit((x, y_bad), batch_size=30, epochs=5, checkpoint_dir=tmp_path)
+        trainer.fit((x, y_bad), batch_size=30, epochs=5, checkpoint_dir=tmp_path, resume=True)
     fresh = build(seed=5)
-    history = make_trainer(fresh).fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path)
-    assert history == {}  # 2 epochs were already done: nothing to train
+    history = make_trainer(fresh).fit((x, y), batch_size=30, epochs=2, checkpoint_dir=tmp_path, resume=True)
+    assert history == first  # 2 epochs were already done: nothing to train, their history returned
     for restored, saved in zip(fresh.get_weights(), good, strict=True):
         np.testing.assert_array_equal(restored, saved)
 
@@ -290,9 +293,11 @@ def test_keras_callbacks_work_from_the_custom_loop(regression, tmp_path) -> None
 # ------------------------------------------------------------ TensorBoard
 def test_tensorboard_event_files_hold_the_logged_scalars(regression, tmp_path) -> None:
     (x, y), (x_val, y_val) = regression
-    history = make_trainer(build()).fit((x, y), batch_size=32, epochs=3, validation_data=(x_val, y_val),
-                                        tensorboard_dir=tmp_path / "tb")
-    scalars = read_scalars(tmp_path / "tb")
+    trainer = make_trainer(build())
+    history = trainer.fit((x, y), batch_size=32, epochs=3, validation_data=(x_val, y_val),
+                          tensorboard_dir=tmp_path / "tb")
+    assert trainer.log_dir == tmp_path / "tb" / "run-1"
+    scalars = read_scalars(trainer.log_dir)
     assert set(scalars) == {"loss", "val_loss", "grad_norm", "learning_rate"}
     for tag, points in scalars.items():
         assert [step for step, _ in points] == [0, 1, 2]

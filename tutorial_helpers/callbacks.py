@@ -1,10 +1,35 @@
-"""Chapter 7: small Keras callbacks that work with ``fit()`` and with the custom trainer alike."""
+"""Chapter 7: small Keras callbacks that work with ``fit()`` and with the custom trainer alike,
+and the checks a custom loop makes on the callbacks it is given."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import keras
+
+
+def check_callbacks(callbacks: Any, name: str = "callbacks") -> Sequence[keras.callbacks.Callback]:
+    """Return ``callbacks`` if it is a list or tuple of Keras callbacks, else raise ``TypeError``."""
+    if isinstance(callbacks, keras.callbacks.Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{name} must be a list of keras.callbacks.Callback, got {callbacks!r}")
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(f"{name} must hold keras.callbacks.Callback objects, got {callback!r}")
+    return callbacks
+
+
+def has_batch_hooks(callback: keras.callbacks.Callback, phase: str) -> bool:
+    """Whether ``callback`` has its own batch hook of ``phase`` (``"train"`` or ``"test"``).
+
+    Keras marks the base class's empty hooks with ``_is_default``; anything
+    else (a subclass's method, an attribute set on the instance) is a hook.
+    """
+    names = [f"on_{phase}_batch_begin", f"on_{phase}_batch_end"]
+    if phase == "train":
+        names += ["on_batch_begin", "on_batch_end"]
+    return any(not getattr(getattr(callback, name), "_is_default", False) for name in names)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -15,6 +15,7 @@ output instead of broadcasting against it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -249,6 +250,22 @@ def check_data_for_model(
         loss_fn.check_targets(y_values, name=f"{name}: y")
 
 
+@contextlib.contextmanager
+def _interrupts_as_keyboard_interrupt(epoch: int) -> Iterator[None]:
+    """Let Ctrl-C inside a Python generator feeding ``tf.data`` arrive as ``KeyboardInterrupt``.
+
+    TensorFlow runs the generator inside an op and reports the interrupt as
+    an ``UnknownError`` holding a traceback; a learner pressing Ctrl-C should
+    see an interrupt, not an error to debug.
+    """
+    try:
+        yield
+    except tf.errors.UnknownError as error:
+        if "KeyboardInterrupt" not in (error.message or ""):
+            raise
+        raise KeyboardInterrupt(f"interrupted while reading the data of epoch {epoch}") from error
+
+
 class EpochRunner:
     """Compiled calls that run one training epoch, or one validation pass, and return their logs.
 
@@ -303,9 +320,10 @@ class EpochRunner:
         reset_metrics(self.loss_tracker, self.metrics)
         for tracker in self.trackers:
             tracker.reset_state()
-        for done in self.run_epoch():
-            if after_call is not None:
-                after_call(done)
+        with _interrupts_as_keyboard_interrupt(epoch):
+            for done in self.run_epoch():
+                if after_call is not None:
+                    after_call(done)
         #: steps run by the last epoch (read with its results, the one read of the epoch on the host)
         self.steps_done = self.watch.check(epoch)
         if self.steps_done == 0:
@@ -322,9 +340,10 @@ class EpochRunner:
         if self.run_validation is None:
             raise ValueError("no validation_data was given")
         reset_metrics(self.loss_tracker, self.metrics)
-        for done in self.run_validation():
-            if after_call is not None:
-                after_call(done)
+        with _interrupts_as_keyboard_interrupt(epoch):
+            for done in self.run_validation():
+                if after_call is not None:
+                    after_call(done)
         self.validation_watch.check(
             epoch, what="validation loss", hint="check the validation data, or the weights this epoch left"
         )

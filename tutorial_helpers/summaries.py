@@ -32,16 +32,24 @@ def write_epoch_summaries(
 def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Read every scalar in the event files under ``logdir``: ``{tag: [(step, value), ...]}``.
 
-    Raises ``FileNotFoundError`` if ``logdir`` holds no event file.
+    Event files in subfolders of ``logdir`` (one per run, or Keras's
+    ``train/`` and ``validation/``) are kept apart, as TensorBoard keeps its
+    runs apart: their tags are prefixed with the subfolder, e.g.
+    ``"run-2/loss"`` or ``"validation/epoch_loss"``.  Files directly in
+    ``logdir`` keep their tags.  Raises ``FileNotFoundError`` if ``logdir``
+    holds no event file.
     """
-    files = sorted(Path(logdir).rglob("events.out.tfevents.*"))
+    root = Path(logdir)
+    files = sorted(root.rglob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"no TensorBoard event files under {logdir}")
     scalars: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for path in files:
+        folder = path.parent.relative_to(root).as_posix()
+        prefix = "" if folder == "." else f"{folder}/"
         for record in tf.data.TFRecordDataset(str(path)):
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name == "scalars":
-                    scalars[value.tag].append((event.step, float(tf.make_ndarray(value.tensor))))
+                    scalars[prefix + value.tag].append((event.step, float(tf.make_ndarray(value.tensor))))
     return {tag: sorted(points) for tag, points in scalars.items()}

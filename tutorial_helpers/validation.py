@@ -120,6 +120,25 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_finite_weights(model: object, name: str = "model") -> None:
+    """Raise ``ValueError`` if any of ``model``'s floating-point weights is NaN or infinite.
+
+    Training from such weights can only give NaN again, and the loss watch
+    would then blame step 1 of the data; the message says what happened instead.
+    """
+    bad = [
+        variable.path for variable in getattr(model, "weights", [])
+        if np.issubdtype(np.dtype(variable.dtype), np.floating)
+        and not np.all(np.isfinite(np.asarray(variable.numpy())))
+    ]
+    if bad:
+        raise ValueError(
+            f"{name}'s weights are not finite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+            "an earlier run diverged and left them NaN. Build the model again, or load the weights "
+            "of a checkpoint saved before the divergence"
+        )
+
+
 def check_loss_fn(loss_fn: object, name: str = "loss_fn") -> None:
     """Raise ``TypeError`` unless ``loss_fn`` is a callable loss (a string works only in ``compile()``)."""
     if isinstance(loss_fn, str):
