@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tutorial_helpers.data_order import shuffle_seeds
 from tutorial_helpers.early_stopping import EarlyStopper, StopperState
 
 RUN_FILE = "run.json"
@@ -56,7 +57,8 @@ def run_fingerprint(
     """What decides a run's weights besides the number of epochs, as plain JSON values.
 
     The model is described by its weights' shapes (its layer names change
-    with every model built in a session, so they are left out).
+    with every model built in a session, so they are left out); a
+    ``tf.data`` pipeline by the seeds of its shuffles.
     """
     return _plain({
         "model": [type(model).__name__, *(list(w.shape) for w in model.weights)],
@@ -65,6 +67,7 @@ def run_fingerprint(
         "batch_size": batch_size,
         "shuffle_seed": shuffle_seed,
         "data": "tf.data.Dataset" if isinstance(train_data, tf.data.Dataset) else "arrays",
+        "data_shuffle_seeds": shuffle_seeds(train_data) if isinstance(train_data, tf.data.Dataset) else [],
         "clipnorm": clipnorm,
         "global_clipnorm": global_clipnorm,
     })
@@ -171,10 +174,16 @@ class RunFolder:
             )
         differences = fingerprint_differences(saved["fingerprint"], fingerprint)
         if differences:
+            hint = "Use the settings it was saved with, or choose an empty checkpoint_dir"
+            if any(line.startswith("data_shuffle_seeds") for line in differences):
+                hint += (
+                    ". A tf.data shuffle's order depends on the seed given to shuffle and on the "
+                    "global seed when the dataset was built: give shuffle a seed, and build the "
+                    "dataset after the same set_random_seed call"
+                )
             raise CheckpointError(
                 f"{self.directory} holds another run: resuming would mix two runs. What differs:\n  "
-                + "\n  ".join(differences)
-                + "\nUse the settings it was saved with, or choose an empty checkpoint_dir"
+                + "\n  ".join(differences) + "\n" + hint
             )
         self.info = saved
 

@@ -14,6 +14,11 @@ already done.  :func:`count_epoch` counts the iterators the trainer made on
 each dataset object, so a dataset already read in this process (the cell
 that was interrupted, run again) is advanced only by what is missing, or
 refused when it has gone past the checkpoint: a shuffle cannot be rewound.
+
+The orders also depend on the seeds: the trainer's run fingerprint holds
+:func:`shuffle_seeds`, so a dataset built with other seeds is refused on
+resume.  A shuffle with no seed at all is refused by TensorFlow itself once
+op determinism is on (``prepare_notebook`` turns it on).
 """
 
 from __future__ import annotations
@@ -25,18 +30,38 @@ import tensorflow as tf
 _epochs_read: weakref.WeakKeyDictionary[tf.data.Dataset, int] = weakref.WeakKeyDictionary()
 
 
-def reshuffles(dataset: tf.data.Dataset) -> bool:
-    """Whether ``dataset``'s pipeline has a ``shuffle`` that draws a new order per iteration."""
-    pending, seen = [dataset], set()
+def _shuffles(dataset: tf.data.Dataset) -> list[tf.data.Dataset]:
+    """The ``shuffle`` steps in ``dataset``'s pipeline, from the last one back."""
+    found, pending, seen = [], [dataset], set()
     while pending:
         current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if getattr(current, "_reshuffle_each_iteration", False) is True:
-            return True
+        if hasattr(current, "_reshuffle_each_iteration"):
+            found.append(current)
         pending.extend(getattr(current, "_inputs", lambda: [])())
-    return False
+    return found
+
+
+def reshuffles(dataset: tf.data.Dataset) -> bool:
+    """Whether ``dataset``'s pipeline has a ``shuffle`` that draws a new order per iteration."""
+    return any(shuffle._reshuffle_each_iteration is True for shuffle in _shuffles(dataset))
+
+
+def shuffle_seeds(dataset: tf.data.Dataset) -> list[list[int | None]]:
+    """The seed pair of every ``shuffle`` in the pipeline: ``[global seed, op seed]``.
+
+    TensorFlow derives a shuffle's order from both the seed given to
+    ``shuffle`` and the global seed set when the dataset was built
+    (``tf.random.set_seed``, which ``keras.utils.set_random_seed`` calls), so
+    a resumed run sees the same orders only if both are the same.  ``None``
+    means no seed: the order is new in every process.
+    """
+    return [
+        [None if seed is None else int(seed) for seed in (shuffle._seed, shuffle._seed2)]
+        for shuffle in _shuffles(dataset)
+    ]
 
 
 def count_epoch(dataset: tf.data.Dataset) -> None:

@@ -197,8 +197,11 @@ def metric_tensors(
 
 
 
-def _shape_of(part: Any) -> tuple[int | None, ...]:
-    return tuple(part.shape) if isinstance(part, tf.TensorSpec) else tuple(np.shape(part))
+def _shape_of(part: Any) -> tuple[int | None, ...] | None:
+    """The shape of an array or a ``TensorSpec``; ``None`` when not even its rank is known."""
+    if isinstance(part, tf.TensorSpec):
+        return None if part.shape.rank is None else tuple(part.shape)
+    return tuple(np.shape(part))
 
 
 def model_output_shape(model: keras.Model, x_shape: Sequence[int | None]) -> tuple[int | None, ...] | None:
@@ -208,6 +211,8 @@ def model_output_shape(model: keras.Model, x_shape: Sequence[int | None]) -> tup
     which also builds an unbuilt model (as its first batch would) and touches
     no data.  ``None`` when the input shape is not fully known.
     """
+    if x_shape is None:
+        return None
     tail = tuple(x_shape[1:])
     if any(d is None for d in tail):
         return None
@@ -234,7 +239,7 @@ def check_data_for_model(
         arrays = checked_arrays(data, batch_size, name)
         x_shape, y_shape, y_values = arrays[0].shape, arrays[1].shape, arrays[1]
     inputs = getattr(model, "inputs", None)
-    if inputs and len(inputs) == 1 and inputs[0].shape is not None:
+    if inputs and len(inputs) == 1 and inputs[0].shape is not None and x_shape is not None:
         expected = tuple(inputs[0].shape)
         if len(x_shape) != len(expected) or any(
             None not in (d, e) and d != e for d, e in zip(x_shape[1:], expected[1:], strict=False)
@@ -244,7 +249,7 @@ def check_data_for_model(
                 f"{name}: x has shape {tuple(x_shape)} but the model takes inputs of shape {expected}.{hint}"
             )
     output_shape = model_output_shape(model, x_shape)
-    if output_shape is not None and all(d is not None for d in y_shape[1:]):
+    if output_shape is not None and y_shape is not None and all(d is not None for d in y_shape[1:]):
         check_targets_match_outputs(y_shape, output_shape, loss_fn, name=f"{name}: y")
     if y_values is not None and hasattr(loss_fn, "check_targets"):
         loss_fn.check_targets(y_values, name=f"{name}: y")
