@@ -132,6 +132,20 @@ def test_2_resuming_with_the_same_settings_continues_the_run(regression, tmp_pat
     assert history["learning_rate"] == pytest.approx([0.01] * 4)
 
 
+def test_2_a_rate_lowered_by_a_callback_does_not_block_the_runs_own_resume(regression, tmp_path) -> None:
+    (x, y), _ = regression
+    trainer = make_trainer(build())
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit((x, y), batch_size=32, epochs=5, checkpoint_dir=tmp_path,
+                    callbacks=[plateau, InterruptAt(epoch=3, step=2)])
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.005)  # lowered after epoch 2
+    history = trainer.fit((x, y), batch_size=32, epochs=5, checkpoint_dir=tmp_path, resume=True,
+                          callbacks=[plateau])  # the same trainer and optimizer: the same run
+    assert len(history["learning_rate"]) == 5
+    assert history["learning_rate"][:3] == pytest.approx([0.01, 0.01, 0.005])  # epoch 3 goes on at 0.005
+
+
 # ----------------------------------------------------- 3. shared folders
 def test_3_a_new_run_in_a_used_checkpoint_dir_is_refused(regression, tmp_path) -> None:
     _saved_run(regression, tmp_path)

@@ -37,7 +37,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else repr(v)))
 
 
-def _describe(obj: Any) -> dict[str, Any]:
+def describe(obj: Any) -> dict[str, Any]:
     """An optimizer, a loss or a schedule as ``{"class": ..., <its config, name left out>}``."""
     if hasattr(obj, "get_config"):
         config = {k: v for k, v in obj.get_config().items() if k != "name"}
@@ -50,7 +50,7 @@ def _describe(obj: Any) -> dict[str, Any]:
 
 
 def run_fingerprint(
-    model: keras.Model, optimizer: keras.optimizers.Optimizer, loss_fn: Any, *,
+    model: keras.Model, optimizer: keras.optimizers.Optimizer | dict[str, Any], loss_fn: Any, *,
     batch_size: int | None, shuffle_seed: int | None, train_data: Any,
     clipnorm: float | None, global_clipnorm: float | None,
 ) -> dict[str, Any]:
@@ -58,12 +58,15 @@ def run_fingerprint(
 
     The model is described by its weights' shapes (its layer names change
     with every model built in a session, so they are left out); a
-    ``tf.data`` pipeline by the seeds of its shuffles.
+    ``tf.data`` pipeline by the seeds of its shuffles.  ``optimizer`` may be
+    given as its :func:`describe` taken earlier: a callback such as
+    ``ReduceLROnPlateau`` changes the learning rate during a run, and the
+    run's fingerprint is what the user asked for, not what the callback made of it.
     """
     return _plain({
         "model": [type(model).__name__, *(list(w.shape) for w in model.weights)],
-        "optimizer": _describe(optimizer),
-        "loss": _describe(loss_fn),
+        "optimizer": optimizer if isinstance(optimizer, dict) else describe(optimizer),
+        "loss": describe(loss_fn),
         "batch_size": batch_size,
         "shuffle_seed": shuffle_seed,
         "data": "tf.data.Dataset" if isinstance(train_data, tf.data.Dataset) else "arrays",

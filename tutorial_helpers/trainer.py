@@ -42,6 +42,7 @@ from tutorial_helpers.checkpoints import (
     RunCheckpoints,
     VariableSnapshot,
     check_writable,
+    describe,
     next_run_dir,
     run_fingerprint,
 )
@@ -119,6 +120,7 @@ class Trainer:
         check_loss_fn(loss_fn)
         self._model, self._optimizer, self._loss_fn = model, optimizer, loss_fn
         self._clipping = {"clipnorm": clipnorm, "global_clipnorm": global_clipnorm}
+        self._optimizer_settings = describe(optimizer)  # as given, before any callback changes it
         self.metrics = check_metrics(metrics)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
@@ -365,8 +367,8 @@ class Trainer:
             check_data_for_model(self.model, validation_data, self.loss_fn, batch_size, "validation_data")
         self._build(train_data, batch_size)
         fingerprint = run_fingerprint(
-            self.model, self.optimizer, self.loss_fn, batch_size=batch_size, shuffle_seed=shuffle_seed,
-            train_data=train_data, **self._clipping,
+            self.model, self._optimizer_settings, self.loss_fn, batch_size=batch_size,
+            shuffle_seed=shuffle_seed, train_data=train_data, **self._clipping,
         )
         start_epoch, history = self._open_checkpoints(
             checkpoint_dir, fingerprint, resume, early_stopping, max_checkpoints, verbose
