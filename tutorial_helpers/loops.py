@@ -38,7 +38,6 @@ from tutorial_helpers.epochs import (
 from tutorial_helpers.feeds import LossWatch
 from tutorial_helpers.steps import LossFn, make_test_step, make_train_step, test_step_body, train_step_body
 from tutorial_helpers.validation import (
-    check_finite_weights,
     check_loss_fn,
     check_metrics,
     check_optimizer,
@@ -145,7 +144,6 @@ def train(
     check_data_for_model(model, train_data, loss_fn, batch_size)
     if validation_data is not None:
         check_data_for_model(model, validation_data, loss_fn, batch_size, name="validation_data")
-    check_finite_weights(model)  # a model an earlier run left NaN: say so, not "check the data"
 
     loss_tracker = keras.metrics.Mean(name="loss")
     train_body = train_step_body(
