@@ -77,7 +77,7 @@ def _fixed(name: str, what: str) -> property:
     def refuse(self: Trainer, value: Any) -> None:
         raise AttributeError(
             f"a Trainer's {name} cannot be replaced: its compiled train step holds the {what} it was "
-            f"made with, so the new one would never be used. Make a new Trainer(..., {name}=...) instead"
+            f"made with, so the new one would never be used. Make a new Trainer with the new {what} instead"
         )
 
     return property(get, refuse, doc=f"The {what} the compiled step uses (fixed when the Trainer is made).")
