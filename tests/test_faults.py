@@ -14,27 +14,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainer_setup import build, make_trainer  # tests/ is on the path under pytest
 
 from tutorial_helpers import data, loops
 from tutorial_helpers.compare import max_weight_difference
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.summaries import read_scalars
-from tutorial_helpers.trainer import CheckpointError, Trainer
-
-
-def build(seed: int = 1, dropout: float = 0.0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((3,)), keras.layers.Dense(16, activation="relu")]
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(1))
-    return keras.Sequential(layers)
-
-
-def make_trainer(model: keras.Model, optimizer: keras.optimizers.Optimizer | None = None,
-                 loss_fn: keras.losses.Loss | None = None) -> Trainer:
-    return Trainer(model, optimizer=optimizer or keras.optimizers.Adam(0.01),
-                   loss_fn=loss_fn or keras.losses.MeanSquaredError())
+from tutorial_helpers.trainer import CheckpointError
 
 
 @pytest.fixture(scope="module")

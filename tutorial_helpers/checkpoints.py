@@ -40,12 +40,9 @@ def _plain(value: Any) -> Any:
 def describe(obj: Any) -> dict[str, Any]:
     """An optimizer, a loss or a schedule as ``{"class": ..., <its config, name left out>}``."""
     if hasattr(obj, "get_config"):
-        config = {k: v for k, v in obj.get_config().items() if k != "name"}
-    else:  # a hand-written loss function
-        config = {}
-    kind = type(obj)
-    if not hasattr(obj, "get_config") and callable(obj):
-        kind = obj if isinstance(obj, type) else getattr(obj, "__func__", obj)
+        kind, config = type(obj), {k: v for k, v in obj.get_config().items() if k != "name"}
+    else:  # a hand-written loss: a function is named by itself, a callable object by its class
+        kind, config = (obj if hasattr(obj, "__qualname__") else type(obj)), {}
     return _plain({"class": f"{kind.__module__}.{kind.__qualname__}", **config})
 
 
