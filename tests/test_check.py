@@ -108,6 +108,38 @@ class NoLossTracker(HandWrittenTrainStep):  # the classic mistake: loss tracker 
                 metric.update_state(y, y_pred)
 
 
+def pipeline(cache_after_shuffle: bool):
+    def make(x, y, batch_size, seed):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        if cache_after_shuffle:  # the cache replays the first epoch's order
+            return dataset.shuffle(len(x), seed=seed).cache().batch(batch_size)
+        return dataset.cache().shuffle(len(x), seed=seed).batch(batch_size)
+
+    return make
+
+
+class WeightedRecall(keras.metrics.Metric):
+    def __init__(self, weighted: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.weighted = weighted
+        self.hits = self.add_variable((), initializer="zeros", name="hits")
+        self.positives = self.add_variable((), initializer="zeros", name="positives")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        w = tf.cast(sample_weight, tf.float32) if self.weighted else tf.ones_like(y_true)
+        predicted = tf.cast(y_pred > 0.5, tf.float32)
+        self.hits.assign_add(tf.reduce_sum(w * y_true * predicted))
+        self.positives.assign_add(tf.reduce_sum(w * y_true))
+
+    def result(self):
+        return tf.math.divide_no_nan(self.hits, self.positives)
+
+
+class UnweightedRecall(WeightedRecall):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(weighted=False, **kwargs)
+
+
 CASES = [
     (check.mae_step, right_mae_step, wrong_mae_step),
     (check.training_epoch, epoch(weighted=True), epoch(weighted=False)),
@@ -126,6 +158,8 @@ CASES = [
     (check.epoch_batches, make_epoch(include_last=True), make_epoch(include_last=False)),
     (check.replica_loss, lambda per, gbs: tf.reduce_sum(per) / gbs, lambda per, gbs: tf.reduce_mean(per)),
     (check.shape_safe_loss, safe_mse, lambda y, p: tf.reduce_mean(tf.square(y - p))),
+    (check.epoch_pipeline, pipeline(cache_after_shuffle=False), pipeline(cache_after_shuffle=True)),
+    (check.recall_metric, WeightedRecall, UnweightedRecall),
 ]
 
 

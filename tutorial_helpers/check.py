@@ -323,3 +323,78 @@ def shape_safe_loss(your_fn: Callable) -> bool:
         return "(3,) targets against (3, 1) predictions did not raise ValueError"
 
     return _run("shape_safe_loss", body)
+
+
+def epoch_pipeline(your_make_pipeline: Callable) -> bool:
+    """Chapter 12: ``your_make_pipeline(x, y, batch_size, seed)`` gives shuffled batches of ``(x, y)``.
+
+    Every sample once per epoch, in batches of ``batch_size`` (the last may
+    be smaller), a new order each epoch, and the same orders when the
+    pipeline is rebuilt with the same seed.
+    """
+
+    def epochs(dataset: Any) -> list[list[float]]:
+        if not isinstance(dataset, tf.data.Dataset):
+            raise _WrongResult(f"your function returned {type(dataset).__name__}, not a tf.data.Dataset")
+        orders = []
+        for _ in range(3):
+            order: list[float] = []
+            for batch in dataset:
+                if len(batch) != 2 or len(batch[0]) > 8:
+                    raise _WrongResult("each batch must be (x, y) with at most batch_size samples")
+                order.extend(np.asarray(batch[1]).reshape(-1).tolist())
+            orders.append(order)
+        return orders
+
+    def body() -> str | None:
+        x = np.arange(60, dtype=np.float32).reshape(30, 2)
+        y = np.arange(30, dtype=np.float32).reshape(30, 1)
+        first = epochs(_yours(your_make_pipeline, x, y, 8, 5))
+        again = epochs(_yours(your_make_pipeline, x, y, 8, 5))
+        if any(sorted(order) != list(range(30)) for order in first):
+            return "an epoch did not contain every sample exactly once"
+        if first[0] == first[1] or first[1] == first[2]:
+            return "two epochs had the same order: reshuffle each epoch (and cache before the shuffle)"
+        if first != again:
+            return "the rebuilt pipeline gave other orders: give shuffle the seed"
+        if first[0][:8] == list(range(8)):
+            return "the first batch is not shuffled"
+        return None
+
+    return _run("epoch_pipeline", body)
+
+
+def recall_metric(your_metric_class: type) -> bool:
+    """Chapter 13: ``your_metric_class()`` is a ``keras.metrics.Metric`` computing weighted binary recall.
+
+    Checked against scikit-learn's ``recall_score`` over several batches with
+    sample weights, and after ``reset_state``.
+    """
+    from sklearn.metrics import recall_score
+
+    def body() -> str | None:
+        metric = _yours(your_metric_class)
+        if not isinstance(metric, keras.metrics.Metric):
+            raise _WrongResult(f"your class made a {type(metric).__name__}, not a keras.metrics.Metric")
+        rng = np.random.default_rng(4)
+        labels = rng.integers(0, 2, 90).astype(np.float32)
+        probabilities = rng.random(90).astype(np.float32)
+        weights = rng.uniform(0.5, 2.0, 90).astype(np.float32)
+        for start in range(0, 90, 32):
+            part = slice(start, start + 32)
+            _yours(metric.update_state, labels[part], probabilities[part], weights[part])
+        expected = recall_score(labels, probabilities > 0.5, sample_weight=weights)
+        got = _number(_yours(metric.result), "result()")
+        if not np.isclose(got, expected, atol=1e-5):
+            unweighted = recall_score(labels, probabilities > 0.5)
+            hint = " (the unweighted recall: use sample_weight)" if np.isclose(got, unweighted) else ""
+            return f"result() was {got:.4f} over three batches, expected {expected:.4f}{hint}"
+        _yours(metric.reset_state)
+        _yours(metric.update_state, labels[:10], probabilities[:10], weights[:10])
+        expected = recall_score(labels[:10], probabilities[:10] > 0.5, sample_weight=weights[:10])
+        got = _number(_yours(metric.result), "result()")
+        if not np.isclose(got, expected, atol=1e-5):
+            return f"after reset_state() and one batch, result() was {got:.4f}, expected {expected:.4f}"
+        return None
+
+    return _run("recall_metric", body)

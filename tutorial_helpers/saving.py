@@ -47,7 +47,9 @@ class Standardize(keras.layers.Layer):
         mean_array = as_float_array(mean, "mean", ndim=1)
         std_array = as_float_array(std, "std", ndim=1)
         if mean_array.shape != std_array.shape:
-            raise ValueError(f"mean and std must have the same length, got {mean_array.shape} and {std_array.shape}")
+            raise ValueError(
+                f"mean and std must have the same length, got {mean_array.shape} and {std_array.shape}"
+            )
         if np.any(std_array <= 0):
             raise ValueError("std must be positive in every feature")
         self.mean = [float(v) for v in mean_array]
