@@ -66,15 +66,3 @@ def test_one_step_is_plain_training() -> None:
     plain.fit(X, Y, batch_size=64, shuffle=False, verbose=0)
     assert int(optimizer.iterations) == 4
     assert max_weight_difference(by_hand, plain) == 0.0
-
-
-def test_bad_input() -> None:
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        make_accumulating_train_step(net(), keras.optimizers.SGD(), MSE, steps=0)
-    with pytest.raises(TypeError, match="steps must be an int"):
-        make_accumulating_train_step(net(), keras.optimizers.SGD(), MSE, steps=2.0)
-    with pytest.raises(ValueError, match="accumulating twice"):
-        make_accumulating_train_step(net(), keras.optimizers.SGD(gradient_accumulation_steps=2), MSE, steps=2)
-    with pytest.raises(ValueError, match="build the model first"):
-        unbuilt = keras.Sequential([keras.layers.Dense(1)])
-        make_accumulating_train_step(unbuilt, keras.optimizers.SGD(), MSE, 2)

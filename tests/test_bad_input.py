@@ -17,9 +17,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tutorial_helpers import data, diagnostics, gan, gradients, loops, models, schedules
+from tutorial_helpers import data, diagnostics, gan, gradients, loops, models, pipelines, schedules
+from tutorial_helpers.accumulation import make_accumulating_train_step
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.losses import BinaryFocalLoss, WeightedMeanSquaredError
+from tutorial_helpers.metrics import BinaryF1
+from tutorial_helpers.mixed_precision import make_scaled_train_step, policy
+from tutorial_helpers.saving import Standardize, predict_in_new_process
 from tutorial_helpers.trainer import Trainer
 
 NAN = float("nan")
@@ -193,6 +197,51 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "GAN.compile\\(\\) needs loss_fn, a loss object"),
     ("judge, labels of the wrong length", lambda: gan.DigitJudge(np.zeros((50, 8, 8, 1)), np.zeros(49)),
      ValueError, r"labels must have shape \(50,\)"),
+    # Chapter 12: input pipelines
+    ("slow_read(latency=-1)", lambda: pipelines.slow_read(-1.0), ValueError, "latency must be"),
+    ("pipeline, x and y of other lengths", lambda: pipelines.naive_pipeline(X, Y[:5], 8, 0.0), ValueError,
+     "x and y must have the same length"),
+    ("pipeline, batch_size=0", lambda: pipelines.naive_pipeline(X, Y, 0, 0.0), ValueError,
+     "batch_size must be >= 1"),
+    ("tuned_pipeline(shuffle_seed=1.5)", lambda: pipelines.tuned_pipeline(X, Y, 8, 0.0, shuffle_seed=1.5),
+     TypeError, "shuffle_seed must be an int or None"),
+    ("tuned_pipeline(parallel_reads=0)", lambda: pipelines.tuned_pipeline(X, Y, 8, 0.0, parallel_reads=0),
+     ValueError, "parallel_reads must be >= 1"),
+    ("tuned_pipeline(cache='no')", lambda: pipelines.tuned_pipeline(X, Y, 8, 0.0, cache="no"), TypeError,
+     "cache must be True or False"),
+    ("time_input on arrays", lambda: pipelines.time_input((X, Y), lambda x, y: 0), TypeError,
+     "dataset must be a tf.data.Dataset"),
+    ("time_input, step not callable", lambda: pipelines.time_input(dataset(), 3), TypeError,
+     "step must be callable"),
+    ("time_input on an empty dataset", lambda: pipelines.time_input(dataset().take(0), lambda x, y: 0),
+     ValueError, "gave no batches"),
+    # Chapter 13: metric, mixed precision, accumulation, saving
+    ("BinaryF1(threshold=1.5)", lambda: BinaryF1(threshold=1.5), ValueError, "threshold must be"),
+    ("BinaryF1(threshold='half')", lambda: BinaryF1(threshold="half"), TypeError, "threshold must be"),
+    ("BinaryF1(from_logits='yes')", lambda: BinaryF1(from_logits="yes"), TypeError,
+     "from_logits must be True or False"),
+    ("policy('float16')", lambda: policy("float16").__enter__(), ValueError, "policy must be one of"),
+    ("scaled step, plain optimizer", lambda: make_scaled_train_step(mlp(), keras.optimizers.Adam(),
+                                                                    keras.losses.MeanSquaredError()),
+     TypeError, r"optimizer must be a keras\.optimizers\.LossScaleOptimizer"),
+    ("accumulation steps=0", lambda: make_accumulating_train_step(mlp(), keras.optimizers.SGD(),
+                                                                 keras.losses.MeanSquaredError(), 0),
+     ValueError, "steps must be >= 1"),
+    ("accumulation steps=2.0", lambda: make_accumulating_train_step(mlp(), keras.optimizers.SGD(),
+                                                                   keras.losses.MeanSquaredError(), 2.0),
+     TypeError, "steps must be an int"),
+    ("accumulating twice", lambda: make_accumulating_train_step(
+        mlp(), keras.optimizers.SGD(gradient_accumulation_steps=2), keras.losses.MeanSquaredError(), 2),
+     ValueError, "accumulating twice would divide twice"),
+    ("accumulation, unbuilt model", lambda: make_accumulating_train_step(
+        keras.Sequential([keras.layers.Dense(1)]), keras.optimizers.SGD(), keras.losses.MeanSquaredError(),
+        2),
+     ValueError, "build the model first"),
+    ("Standardize(std=0)", lambda: Standardize([0.0], [0.0]), ValueError, "std must be positive"),
+    ("Standardize, lengths differ", lambda: Standardize([0.0, 1.0], [1.0]), ValueError,
+     "mean and std must have the same length"),
+    ("predict_in_new_process, not an export", lambda: predict_in_new_process(Path("/nonexistent"), X),
+     FileNotFoundError, "holds no SavedModel"),
 ]
 
 

@@ -31,9 +31,6 @@ def test_policy_is_restored_even_after_an_error() -> None:
         raise RuntimeError
     assert keras.mixed_precision.global_policy().name == "float32"
     assert net().layers[0].compute_dtype == "float16"
-    with pytest.raises(ValueError, match="policy must be one of"):
-        with policy("float16"):
-            pass
 
 
 def test_an_overflowing_step_is_skipped_and_the_scale_halved() -> None:
@@ -86,8 +83,3 @@ def test_the_custom_loop_equals_fit_under_the_policy() -> None:
         for start in range(0, 256, 32):
             step(X[start:start + 32], Y[start:start + 32])
     assert max_weight_difference(fitted, looped) == 0.0
-
-
-def test_a_plain_optimizer_is_refused() -> None:
-    with pytest.raises(TypeError, match=r"must be a keras\.optimizers\.LossScaleOptimizer"):
-        make_scaled_train_step(net(), keras.optimizers.Adam(), MSE)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tutorial_helpers import loops, models
 from tutorial_helpers.compare import max_weight_difference
 from tutorial_helpers.data import make_regression_data
-from tutorial_helpers.pipelines import naive_pipeline, slow_read, time_input, tuned_pipeline
+from tutorial_helpers.pipelines import naive_pipeline, time_input, tuned_pipeline
 
 X, Y = make_regression_data(96, seed=4)
 
@@ -51,20 +50,3 @@ def test_time_input_sees_the_wait_and_the_cache_removes_it() -> None:
     assert naive.wait_s > 2 * 96 * 2e-3 * 0.9  # every sample's read was waited for
     assert naive.wait_fraction > 0.5
     assert tuned.wait_s < naive.wait_s / 4
-
-
-@pytest.mark.parametrize(("call", "error", "fragment"), [
-    (lambda: slow_read(-1.0), ValueError, "latency"),
-    (lambda: naive_pipeline(X, Y[:5], 32, 0.0), ValueError, "same length"),
-    (lambda: naive_pipeline(X, Y, 0, 0.0), ValueError, "batch_size must be >= 1"),
-    (lambda: tuned_pipeline(X, Y, 8, 0.0, shuffle_seed=1.5), TypeError, "shuffle_seed must be an int"),
-    (lambda: tuned_pipeline(X, Y, 8, 0.0, parallel_reads=0), ValueError, "parallel_reads must be >= 1"),
-    (lambda: tuned_pipeline(X, Y, 8, 0.0, cache="no"), TypeError, "cache must be True or False"),
-    (lambda: time_input((X, Y), lambda x, y: 0), TypeError, "dataset must be a tf.data.Dataset"),
-    (lambda: time_input(tf.data.Dataset.from_tensor_slices((X, Y)), 3), TypeError, "step must be callable"),
-    (lambda: time_input(tf.data.Dataset.from_tensor_slices((X, Y)).take(0), lambda x, y: 0),
-     ValueError, "gave no batches"),
-])
-def test_bad_input(call, error, fragment) -> None:
-    with pytest.raises(error, match=fragment):
-        call()

@@ -25,13 +25,9 @@ def trained():
     return model
 
 
-def test_standardize_computes_and_checks() -> None:
+def test_standardize_computes() -> None:
     layer = Standardize([1.0, 2.0], [2.0, 4.0])
     np.testing.assert_allclose(layer(np.array([[3.0, 6.0]], np.float32)), [[1.0, 1.0]])
-    with pytest.raises(ValueError, match="std must be positive"):
-        Standardize([0.0], [0.0])
-    with pytest.raises(ValueError, match="same length"):
-        Standardize([0.0, 1.0], [1.0])
 
 
 def test_keras_file_round_trip_keeps_classes_and_optimizer(tmp_path) -> None:
@@ -62,9 +58,7 @@ def test_export_is_served_in_a_process_without_the_classes(tmp_path) -> None:
     np.testing.assert_allclose(served, model.predict(X, verbose=0), atol=1e-6)
 
 
-def test_predict_in_new_process_refuses_what_is_not_an_export(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="holds no SavedModel"):
-        predict_in_new_process(tmp_path, X)
+def test_a_broken_export_reports_the_loading_error(tmp_path) -> None:
     (tmp_path / "saved_model.pb").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="loading the export failed"):
         predict_in_new_process(tmp_path, X)
