@@ -91,7 +91,10 @@ def tuned_pipeline(
     holds the whole data set, so every permutation is possible; with the same
     ``shuffle_seed`` (and global seed) a rebuilt pipeline gives the same
     sequence of epochs.  ``map(..., deterministic=True)`` keeps the samples in
-    order although the reads overlap.
+    order although the reads overlap.  Under op determinism (the book's
+    default), TensorFlow runs a Python read such as :func:`slow_read` one call
+    at a time and without prefetching, whatever ``parallel_reads`` says: then
+    only the cache saves time (Chapter 12 measures it).
     """
     if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
         raise TypeError(f"shuffle_seed must be an int or None, got {type(shuffle_seed).__name__}")
