@@ -66,3 +66,17 @@ def test_one_step_is_plain_training() -> None:
     plain.fit(X, Y, batch_size=64, shuffle=False, verbose=0)
     assert int(optimizer.iterations) == 4
     assert max_weight_difference(by_hand, plain) == 0.0
+
+
+def test_penalties_count_as_in_one_big_batch() -> None:
+    def penalized():
+        return models.make_mlp(3, (16,), seed=6, kernel_regularizer=keras.regularizers.L2(0.01))
+
+    by_hand = penalized()
+    step = make_accumulating_train_step(by_hand, keras.optimizers.SGD(0.1), MSE, steps=4)
+    for start in range(0, 128, 32):
+        step(X[start:start + 32], Y[start:start + 32])
+    big = penalized()
+    big.compile(optimizer=keras.optimizers.SGD(0.1), loss=MSE, jit_compile=False)
+    big.fit(X[:128], Y[:128], batch_size=128, shuffle=False, verbose=0)
+    assert max_weight_difference(by_hand, big) < 1e-6

@@ -83,3 +83,23 @@ def test_the_custom_loop_equals_fit_under_the_policy() -> None:
         for start in range(0, 256, 32):
             step(X[start:start + 32], Y[start:start + 32])
     assert max_weight_difference(fitted, looped) == 0.0
+
+
+def test_the_model_penalties_are_trained_as_fit_trains_them() -> None:
+    def penalized():
+        with policy("mixed_float16"):
+            keras.utils.set_random_seed(1)
+            return keras.Sequential([
+                keras.Input((3,)),
+                keras.layers.Dense(32, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01)),
+                keras.layers.Dense(1, dtype="float32"),
+            ])
+
+    fitted, looped = penalized(), penalized()
+    fitted.compile(optimizer=keras.optimizers.SGD(0.05), loss=MSE, jit_compile=False)
+    fitted.fit(X, Y, batch_size=64, shuffle=False, verbose=0)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.05))
+    step = make_scaled_train_step(looped, optimizer, MSE)
+    for start in range(0, 256, 64):
+        step(X[start:start + 64], Y[start:start + 64])
+    assert max_weight_difference(fitted, looped) == 0.0

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from tutorial_helpers.steps import LossFn
+from tutorial_helpers.steps import LossFn, total_loss
 from tutorial_helpers.validation import check_loss_fn, check_optimizer, check_positive_int
 
 
@@ -51,7 +51,7 @@ def make_accumulating_train_step(
     @tf.function
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True)) + tf.add_n([0.0, *model.losses])
+            loss = total_loss(model, loss_fn, y, model(x, training=True), None)
         for total, gradient in zip(sums, tape.gradient(loss, variables), strict=True):
             total.assign_add(gradient)
         calls.assign_add(1)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import keras
 import tensorflow as tf
 
-from tutorial_helpers.steps import LossFn
+from tutorial_helpers.steps import LossFn, total_loss
 from tutorial_helpers.validation import check_loss_fn
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -61,7 +61,8 @@ def make_scaled_train_step(
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """A compiled mixed-precision training step: returns the (unscaled) loss of the batch.
 
-    The loss is computed in float32 (give the model a float32 output layer), then
+    The loss, plus the model's own losses (penalties) as ``fit`` adds them, is
+    computed in float32 (give the model a float32 output layer), then
     scaled, differentiated, and handed to the optimizer, which divides the
     gradients by the same scale and skips the update if any is not finite.
     Under the same policy, optimizer and batches, this loop ends with the same
@@ -74,7 +75,7 @@ def make_scaled_train_step(
     def train_step(x, y):
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
-            loss = loss_fn(y, y_pred)
+            loss = total_loss(model, loss_fn, y, y_pred, None)  # with the model's own losses
             scaled_loss = optimizer.scale_loss(loss)  # loss * scale, in float32
         scaled_gradients = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply(scaled_gradients, model.trainable_variables)  # unscales, may skip
