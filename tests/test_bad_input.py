@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tutorial_helpers import data, diagnostics, gan, gradients, loops, models, pipelines, schedules
+from tutorial_helpers import data, diagnostics, gan, gradients, loops, models, optim, pipelines, schedules
 from tutorial_helpers.accumulation import make_accumulating_train_step
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.losses import BinaryFocalLoss, WeightedMeanSquaredError
@@ -124,6 +124,9 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("x with the wrong number of features", train((X[:, :2], Y)), ValueError,
      r"train_data: x has shape \(40, 2\) but the model takes inputs of shape \(None, 3\)"),
     ("clipnorm NaN", train(clipnorm=NAN), ValueError, "clipnorm must be a positive number, got nan"),
+    ("clipvalue and clipnorm", train(clipvalue=1.0, clipnorm=1.0), ValueError,
+     "give at most one of global_clipnorm, clipnorm and clipvalue, got clipnorm, clipvalue"),
+    ("clipvalue negative", train(clipvalue=-0.5), ValueError, "clipvalue must be a positive number, got -0.5"),
     ("evaluate with metric strings", lambda: loops.evaluate(mlp(), (X, Y), batch_size=8,
                                                             loss_fn=keras.losses.MeanSquaredError(),
                                                             metrics=["mae"]), TypeError,
@@ -185,6 +188,8 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("record_gradient_norms on arrays", lambda: diagnostics.record_gradient_norms(
         mlp(), keras.optimizers.SGD(0.01), keras.losses.MeanSquaredError(), (X, Y), steps=2), TypeError,
      "dataset must be a batched tf.data.Dataset"),
+    ("make_bowl(steepness=0)", lambda: optim.make_bowl(0.0), ValueError,
+     "steepness must be a positive number, got 0.0"),
     ("warm-up schedule with NaN peak", lambda: schedules.WarmupCosineDecay(NAN, 10, 100), ValueError,
      "peak_learning_rate must be a finite number >= 0, got nan"),
     # -------------------------------------------------------------- GAN

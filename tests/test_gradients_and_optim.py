@@ -48,7 +48,9 @@ def test_gradients_within_the_limit_are_unchanged(gradients) -> None:
     ("kwargs", "error", "message"),
     [({"global_clipnorm": 0.0}, ValueError, "global_clipnorm"), ({"clipnorm": -1.0}, ValueError, "clipnorm"),
      ({"clipnorm": "1"}, TypeError, "clipnorm"),
-     ({"clipnorm": 1.0, "global_clipnorm": 1.0}, ValueError, "at most one")],
+     ({"clipnorm": 1.0, "global_clipnorm": 1.0}, ValueError, "at most one"),
+     ({"clipvalue": 0.0}, ValueError, "clipvalue must be a positive number"),
+     ({"clipvalue": 1.0, "clipnorm": 1.0}, ValueError, "got clipnorm, clipvalue")],
 )
 def test_bad_clip_settings(gradients, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
@@ -109,3 +111,53 @@ def test_the_bowl_minimum() -> None:
 def test_minimize_rejects_bad_steps() -> None:
     with pytest.raises(ValueError, match="steps"):
         optim.minimize(optim.elongated_bowl, [0.0, 0.0], keras.optimizers.SGD(0.1), steps=0)
+
+
+def test_value_clipping_clips_each_element(gradients) -> None:
+    clipped = clip_gradients(gradients, clipvalue=4.0)
+    for before, after in zip(gradients[:2], clipped[:2], strict=True):
+        np.testing.assert_array_equal(after.numpy(), np.clip(before.numpy(), -4.0, 4.0))
+    assert clipped[2] is None
+    assert [float(tf.reduce_max(tf.abs(g))) for g in clipped[:2]] == [4.0, 4.0]
+
+
+def test_loop_value_clipping_equals_the_optimizers_clipvalue() -> None:
+    x, y = data.make_regression_data(n=256, seed=0)
+
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(3)
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(1)])
+
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.SGD(0.05, clipvalue=0.05), loss="mse", jit_compile=False)
+    fitted = reference.fit(x * 10.0, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    model = build()
+    history = loops.train(model, (x * 10.0, y), batch_size=32, optimizer=keras.optimizers.SGD(0.05),
+                          loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0, clipvalue=0.05)
+    assert max_weight_difference(model, reference) == 0.0
+    assert history["loss"] == fitted.history["loss"]
+    unclipped = build()
+    loops.train(unclipped, (x * 10.0, y), batch_size=32, optimizer=keras.optimizers.SGD(0.05),
+                loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0)
+    assert max_weight_difference(unclipped, model) > 1e-3  # clipping did change the run
+
+
+@pytest.mark.parametrize("steepness", [1.0, 20.0, 1000.0])
+def test_make_bowl_is_the_formula(steepness: float) -> None:
+    bowl = optim.make_bowl(steepness)
+    v = tf.constant([0.5, 1.5])
+    assert float(bowl(v)) == pytest.approx(1.5**2 + steepness * 2.5**2, rel=1e-6)
+    assert float(bowl(tf.constant(optim.BOWL_MINIMUM))) == 0.0
+    if steepness == 20.0:
+        assert float(bowl(v)) == float(optim.elongated_bowl(v))
+
+
+def test_conditioning_decides_between_sgd_and_adaptive_methods() -> None:
+    # at condition number 1000, SGD's largest stable rate (< 1/1000) crawls on the flat axis
+    bowl = optim.make_bowl(1000.0)
+    sgd = optim.minimize(bowl, [-2.0, 2.0], keras.optimizers.SGD(0.0009), steps=100)
+    rmsprop = optim.minimize(bowl, [-2.0, 2.0], keras.optimizers.RMSprop(0.05), steps=100)
+    flat_axis_left = 16.0 * (1 - 2 * 0.0009) ** 200  # closed form for the flat coordinate
+    assert sgd[-1] == pytest.approx(flat_axis_left, rel=0.01)
+    assert rmsprop[-1] < 0.01 * sgd[-1]

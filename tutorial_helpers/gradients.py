@@ -20,27 +20,30 @@ def clip_gradients(
     *,
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
+    clipvalue: float | None = None,
 ) -> list[tf.Tensor | None]:
-    """Clip gradients by their global norm, or each tensor by its own norm.
+    """Clip gradients by their global norm, each tensor by its own norm, or each value.
 
     ``global_clipnorm=c`` rescales *all* gradients by ``c / global_norm`` when the
     global norm exceeds ``c``: the update keeps its direction.  ``clipnorm=c``
     rescales each tensor separately to norm at most ``c``: the direction of the
     whole update can change.  Gradients already within the limit are returned
-    unchanged.  Give at most one of the two; with neither, the gradients are
-    returned as they are.
+    unchanged.  ``clipvalue=c`` clips every element to ``[-c, c]``
+    (``tf.clip_by_value``, what an optimizer's ``clipvalue`` does): the
+    direction changes too, coordinate by coordinate.  Give at most one of the
+    three; with none, the gradients are returned as they are.
     """
     if isinstance(gradients, (tf.Tensor, tf.Variable, np.ndarray)):
         raise TypeError(
             "gradients must be a list of tensors (one per variable), got a single "
             f"{type(gradients).__name__}: wrap it in a list, [gradient]"
         )
-    if global_clipnorm is not None and clipnorm is not None:
-        raise ValueError("give at most one of global_clipnorm and clipnorm")
-    if global_clipnorm is not None:
-        check_positive_number(global_clipnorm, "global_clipnorm")
-    if clipnorm is not None:
-        check_positive_number(clipnorm, "clipnorm")
+    settings = {"global_clipnorm": global_clipnorm, "clipnorm": clipnorm, "clipvalue": clipvalue}
+    given = [name for name, value in settings.items() if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"give at most one of global_clipnorm, clipnorm and clipvalue, got {', '.join(given)}")
+    for name in given:
+        check_positive_number(settings[name], name)
     gradients = list(gradients)
     if not gradients:
         return gradients
@@ -49,4 +52,7 @@ def clip_gradients(
         return list(clipped)
     if clipnorm is not None:
         return [None if g is None else tf.clip_by_norm(g, float(clipnorm)) for g in gradients]
+    if clipvalue is not None:
+        c = float(clipvalue)
+        return [None if g is None else tf.clip_by_value(g, -c, c) for g in gradients]
     return gradients

@@ -103,6 +103,7 @@ def train(
     verbose: int = 1,
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
+    clipvalue: float | None = None,
     steps_per_execution: int | str = 1,
 ) -> History:
     """Train ``model`` with a hand-written loop and return its per-epoch history.
@@ -115,7 +116,9 @@ def train(
     Keras metric objects, reported under their ``name`` (``val_`` + name for
     validation).  ``verbose=1`` shows Keras's progress bar, ``0`` nothing.
     ``global_clipnorm`` clips all gradients together to that global norm,
-    ``clipnorm`` each gradient tensor to that norm (at most one of them).
+    ``clipnorm`` each gradient tensor to that norm, ``clipvalue`` each element
+    to ``[-clipvalue, clipvalue]`` (at most one of them; the optimizer's own
+    ``clipvalue`` and ``clipnorm`` do the same computation).
 
     ``steps_per_execution=N`` runs N steps per ``tf.function`` call (Chapter 9);
     ``"epoch"`` runs a whole epoch per call over in-memory tensors (arrays only),
@@ -148,7 +151,7 @@ def train(
     loss_tracker = keras.metrics.Mean(name="loss")
     train_body = train_step_body(
         model, optimizer, loss_fn, loss_tracker, metrics,
-        global_clipnorm=global_clipnorm, clipnorm=clipnorm,
+        global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue,
     )
     runner = EpochRunner(
         train_body, test_step_body(model, loss_fn, loss_tracker, metrics), loss_tracker, metrics,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from tutorial_helpers.validation import check_positive_int
+from tutorial_helpers.validation import check_positive_int, check_positive_number
 
 #: Minimum of :func:`elongated_bowl`.
 BOWL_MINIMUM = (2.0, -1.0)
@@ -20,6 +20,21 @@ def elongated_bowl(v: tf.Tensor) -> tf.Tensor:
     optimizers: a step size safe for the steep direction is slow for the flat one.
     """
     return tf.square(v[0] - 2.0) + 20.0 * tf.square(v[1] + 1.0)
+
+
+def make_bowl(steepness: float) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``f(v) = (v0 - 2)^2 + steepness (v1 + 1)^2``, minimum 0 at (2, -1).
+
+    ``steepness`` is the bowl's condition number (the ratio of its curvatures):
+    plain gradient descent needs a learning rate below ``1 / steepness`` to be
+    stable, and then crawls along the flat axis.
+    """
+    steepness = check_positive_number(steepness, "steepness")
+
+    def bowl(v: tf.Tensor) -> tf.Tensor:
+        return tf.square(v[0] - 2.0) + steepness * tf.square(v[1] + 1.0)
+
+    return bowl
 
 
 def minimize(

@@ -55,6 +55,7 @@ def train_step_body(
     *,
     global_clipnorm: float | None = None,
     clipnorm: float | None = None,
+    clipvalue: float | None = None,
     gradient_norm_tracker: keras.metrics.Metric | None = None,
     gradient_observer: Callable[[list], None] | None = None,
 ) -> Callable[..., tf.Tensor]:
@@ -64,7 +65,8 @@ def train_step_body(
     trainable variable, before clipping) inside the step, for instruments such
     as Chapter 11's per-layer gradient norms.
     """
-    clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm)  # check the settings now
+    # check the settings now, not at the first step
+    clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue)
 
     def train_step(x, y, sample_weight=None):
         with tf.GradientTape() as tape:
@@ -75,7 +77,9 @@ def train_step_body(
             gradient_norm_tracker.update_state(global_norm(gradients))
         if gradient_observer is not None:
             gradient_observer(gradients)
-        gradients = clip_gradients(gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm)
+        gradients = clip_gradients(
+            gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue
+        )
         optimizer.apply(gradients, model.trainable_variables)
         # the tracker reports the global mean: undo the 1/N replica scaling
         loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(x)[0])
@@ -127,7 +131,7 @@ def compile_step(body: Callable[..., tf.Tensor], jit_compile: bool = False) -> C
 def make_train_step(model, optimizer, loss_fn, loss_tracker, metrics=(), **options) -> Callable:
     """Compile one training step; returns the loss.
 
-    ``global_clipnorm`` / ``clipnorm`` clip the gradients before the update
+    ``global_clipnorm`` / ``clipnorm`` / ``clipvalue`` clip the gradients before the update
     (see :func:`tutorial_helpers.gradients.clip_gradients`).  If
     ``gradient_norm_tracker`` is given, it is updated with the global norm of
     the gradients *before* clipping, the number to watch for explosions.
