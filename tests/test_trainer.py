@@ -353,3 +353,51 @@ def test_trainer_rejects_bad_arguments(regression) -> None:
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     with pytest.raises(ValueError, match="shuffle_seed"):
         make_trainer(build()).fit(dataset, epochs=1, shuffle_seed=1)
+
+
+# ------------------------------------------------------------ Chapter 7's loop, written out
+def chapter_7_loop():
+    """``train_with_callbacks`` exactly as Chapter 7 writes it, executed from the notebook."""
+    import json
+
+    import tensorflow as tf
+
+    notebook = Path(__file__).resolve().parents[1] / "book" / "07_a_trainer_you_can_trust.ipynb"
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    source = next("".join(c["source"]) for c in cells
+                  if c["cell_type"] == "code" and "def train_with_callbacks(" in "".join(c["source"]))
+    namespace = {"keras": keras, "tf": tf, "loops": loops}
+    exec(compile(source, str(notebook), "exec"), namespace)
+    return namespace["train_with_callbacks"]
+
+
+@pytest.mark.parametrize("patience", [None, 2])
+def test_chapter_7_loop_and_the_trainer_give_the_same_history(regression, tmp_path, patience) -> None:
+    import tensorflow as tf
+
+    (x, y), (xv, yv) = regression
+    train_with_callbacks = chapter_7_loop()
+    written_model, recorder = build(dropout=0.2), HookRecorder()
+    written = train_with_callbacks(
+        written_model, keras.optimizers.Adam(0.05), keras.losses.MeanSquaredError(),
+        [keras.metrics.MeanAbsoluteError(name="mae")],
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+        tf.data.Dataset.from_tensor_slices((xv, yv)).batch(32),
+        epochs=15, callbacks=[recorder], patience=patience, log_dir=tmp_path / "written", global_clipnorm=1.0,
+    )
+    trainer_model = build(dropout=0.2)
+    expected = make_trainer(trainer_model, keras.optimizers.Adam(0.05),
+                            metrics=[keras.metrics.MeanAbsoluteError(name="mae")], global_clipnorm=1.0).fit(
+        (x, y), batch_size=32, epochs=15, validation_data=(xv, yv),
+        early_stopping=None if patience is None else EarlyStopper("val_loss", patience=patience),
+        tensorboard_dir=tmp_path / "trainer",
+    )
+    assert written == expected
+    assert max_weight_difference(written_model, trainer_model) == 0.0
+    if patience is not None:
+        assert len(written["loss"]) < 15, "the run should have stopped early"
+    logged = read_scalars(tmp_path / "written")  # {tag: [(step, value), ...]}
+    assert logged == {key: list(enumerate(values)) for key, values in written.items()}
+    hooks = [hook for hook, _ in recorder.calls]
+    assert hooks[0] == "on_train_begin" and hooks[-1] == "on_train_end"
+    assert hooks.count("on_epoch_end") == len(written["loss"])
