@@ -193,9 +193,12 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("warm-up schedule with NaN peak", lambda: schedules.WarmupCosineDecay(NAN, 10, 100), ValueError,
      "peak_learning_rate must be a finite number >= 0, got nan"),
     # -------------------------------------------------------------- GAN
-    ("GAN(label_noise=nan)", lambda: gan.GAN(gan.build_discriminator(), gan.build_generator(8), 8,  # issue
-                                             label_noise=NAN), ValueError,
-     r"label_noise must be a number in \[0, 1\), got nan"),
+    ("GAN(real_label=nan)", lambda: gan.GAN(gan.build_discriminator(), gan.build_generator(8), 8,  # issue
+                                            real_label=NAN), ValueError,
+     r"real_label must be a number in \(0.5, 1\], got nan"),
+    ("GAN(real_label=0.3)", lambda: gan.GAN(gan.build_discriminator(), gan.build_generator(8), 8,
+                                            real_label=0.3), ValueError,
+     r"real_label must be a number in \(0.5, 1\], got 0.3"),
     ("GAN: probability BCE on logits", gan_compile(loss_fn=keras.losses.BinaryCrossentropy()),  # issue
      ValueError, r"the discriminator outputs logits .*BinaryCrossentropy\(from_logits=True\)"),
     ("GAN: loss as a string", gan_compile(loss_fn="binary_crossentropy"), TypeError,

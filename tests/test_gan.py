@@ -244,3 +244,49 @@ def test_data_of_the_wrong_shape_is_a_clear_error() -> None:
 def test_judge_rejects_wrong_shapes(judge) -> None:
     with pytest.raises(ValueError, match="shape"):
         judge.score(np.zeros((5, 64)))
+
+
+def test_only_the_real_labels_are_smoothed(digits) -> None:
+    images, _ = digits
+    model = new_gan()
+    seen = []
+    bce = model.loss_fn
+
+    def recording_loss(labels, logits):
+        seen.append(np.asarray(labels))
+        return bce(labels, logits)
+
+    model.loss_fn = recording_loss
+    model.discriminator_step(tf.constant(images[:8]))  # eager: the labels are values
+    labels = seen[0][:, 0]
+    np.testing.assert_array_equal(labels[:8], np.full(8, 0.9, np.float32))  # real side: 0.9
+    np.testing.assert_array_equal(labels[8:], np.zeros(8, np.float32))  # fakes: exactly 0
+    model.generator_step(8)
+    np.testing.assert_array_equal(seen[1][:, 0], np.ones(8, np.float32))  # the generator aims at 1
+
+
+def test_a_restored_checkpoint_continues_exactly(digits, tmp_path) -> None:
+    images, _ = digits
+    dataset = tf.data.Dataset.from_tensor_slices(images[:256]).batch(64)
+    original = new_gan(seed=3)
+    original.fit(dataset, epochs=2, shuffle=False, verbose=0)
+    path = gan.make_checkpoint(original).save(str(tmp_path / "gan"))
+    original.fit(dataset, epochs=1, shuffle=False, verbose=0)
+
+    restored = new_gan(seed=4)  # other initial weights and seeds: all must come from the file
+    status = gan.make_checkpoint(restored).read(path)
+    status.assert_existing_objects_matched()
+    assert int(restored.d_optimizer.iterations) == int(restored.g_optimizer.iterations) == 8
+    restored.fit(dataset, epochs=1, shuffle=False, verbose=0)
+    for a, b in ((original.generator, restored.generator), (original.discriminator, restored.discriminator)):
+        for x, y in zip(a.get_weights(), b.get_weights(), strict=True):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(original.seed_generator.state.numpy(), restored.seed_generator.state.numpy())
+
+
+def test_make_checkpoint_needs_a_compiled_gan() -> None:
+    with pytest.raises(TypeError, match="model must be a gan.GAN"):
+        gan.make_checkpoint(gan.build_generator(LATENT))
+    model = gan.GAN(gan.build_discriminator(), gan.build_generator(LATENT), LATENT)
+    with pytest.raises(ValueError, match="compile the GAN before"):
+        gan.make_checkpoint(model)

@@ -89,6 +89,12 @@ class GAN(keras.Model):
     ``from_logits=True``).  ``fit(images)`` takes a dataset of real images of
     shape ``(batch, 8, 8, 1)``; labels, if any, are ignored.  Reports ``d_loss``
     and ``g_loss`` per epoch.
+
+    ``real_label`` is the discriminator's target for real images: 0.9 by
+    default, *one-sided label smoothing* (Salimans et al., 2016), which keeps the
+    discriminator from growing certain about real images, and so keeps the
+    generator's gradient alive.  Generated images keep the target 0: smoothing
+    them too would reward the discriminator for calling some fakes real.
     """
 
     def __init__(
@@ -96,15 +102,15 @@ class GAN(keras.Model):
         discriminator: keras.Model,
         generator: keras.Model,
         latent_dim: int,
-        label_noise: float = 0.05,
+        real_label: float = 0.9,
         seed: int = 1337,
     ) -> None:
         super().__init__()
         self.discriminator = discriminator
         self.generator = generator
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.label_noise = check_number(label_noise, "label_noise", minimum=0.0, maximum=1.0,
-                                        exclusive_maximum=True)
+        self.real_label = check_number(real_label, "real_label", minimum=0.5, maximum=1.0,
+                                       exclusive_minimum=True)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -145,14 +151,13 @@ class GAN(keras.Model):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
     def discriminator_step(self, real_images: tf.Tensor) -> tf.Tensor:
-        """Update the discriminator only: real images labelled 1, generated ones 0, with noisy labels."""
+        """Update the discriminator only: real images labelled ``real_label``, generated ones 0."""
         batch_size = tf.shape(real_images)[0]
         fake_images = self.generator(self._latent(batch_size), training=False)
         images = tf.concat([real_images, fake_images], axis=0)
-        labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
-        # Label noise keeps the discriminator from becoming certain too fast.
-        labels += self.label_noise * keras.random.uniform(tf.shape(labels), seed=self.seed_generator)
-        labels = tf.clip_by_value(labels, 0.0, 1.0)
+        labels = tf.concat(
+            [tf.fill((batch_size, 1), self.real_label), tf.zeros((batch_size, 1))], axis=0
+        )
         with tf.GradientTape() as tape:
             loss = self.loss_fn(labels, self.discriminator(images, training=True))
         weights = self.discriminator.trainable_weights
@@ -181,6 +186,29 @@ class GAN(keras.Model):
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+
+def make_checkpoint(model: GAN) -> tf.train.Checkpoint:
+    """A checkpoint of everything a GAN's training state holds, for an exact resume.
+
+    Both networks with all their variables (the discriminator's dropout keeps
+    its random-generator state there), both optimizers, and the state of the
+    seed generator that draws the latent vectors.  Restoring it into a GAN
+    built the same way and training on continues exactly as the original would.
+    """
+    if not isinstance(model, GAN):
+        raise TypeError(f"model must be a gan.GAN, got {type(model).__name__}")
+    if not hasattr(model, "d_optimizer"):
+        raise ValueError("compile the GAN before making its checkpoint: the optimizers belong in it")
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        generator_variables=list(model.generator.variables),
+        discriminator_variables=list(model.discriminator.variables),
+        g_optimizer=model.g_optimizer,
+        d_optimizer=model.d_optimizer,
+        latent_seed=model.seed_generator.state,
+    )
 
 
 def generate(generator: keras.Model, latent: np.ndarray) -> np.ndarray:
