@@ -140,6 +140,16 @@ class UnweightedRecall(WeightedRecall):
         super().__init__(weighted=False, **kwargs)
 
 
+def per_class_recall(y_true, y_pred, num_classes):
+    hits = np.array([np.sum((y_true == c) & (y_pred == c)) for c in range(num_classes)])
+    actual = np.bincount(y_true, minlength=num_classes)
+    return np.divide(hits, actual, out=np.zeros(num_classes), where=actual > 0)
+
+
+def per_class_precision(y_true, y_pred, num_classes):  # the typical slip: divides by the predictions
+    return per_class_recall(y_pred, y_true, num_classes)
+
+
 CASES = [
     (check.mae_step, right_mae_step, wrong_mae_step),
     (check.training_epoch, epoch(weighted=True), epoch(weighted=False)),
@@ -160,6 +170,7 @@ CASES = [
     (check.shape_safe_loss, safe_mse, lambda y, p: tf.reduce_mean(tf.square(y - p))),
     (check.epoch_pipeline, pipeline(cache_after_shuffle=False), pipeline(cache_after_shuffle=True)),
     (check.recall_metric, WeightedRecall, UnweightedRecall),
+    (check.per_class_recall, per_class_recall, per_class_precision),
 ]
 
 

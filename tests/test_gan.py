@@ -281,11 +281,12 @@ def test_a_restored_checkpoint_continues_exactly(digits, tmp_path) -> None:
     for a, b in ((original.generator, restored.generator), (original.discriminator, restored.discriminator)):
         for x, y in zip(a.get_weights(), b.get_weights(), strict=True):
             np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(original.seed_generator.state.numpy(), restored.seed_generator.state.numpy())
+    np.testing.assert_array_equal(original.seed_generator.state.numpy(),
+                                  restored.seed_generator.state.numpy())
 
 
 def test_make_checkpoint_needs_a_compiled_gan() -> None:
-    with pytest.raises(TypeError, match="model must be a gan.GAN"):
+    with pytest.raises(TypeError, match=r"model must be a gan\.GAN"):
         gan.make_checkpoint(gan.build_generator(LATENT))
     model = gan.GAN(gan.build_discriminator(), gan.build_generator(LATENT), LATENT)
     with pytest.raises(ValueError, match="compile the GAN before"):

@@ -41,7 +41,9 @@ def clip_gradients(
     settings = {"global_clipnorm": global_clipnorm, "clipnorm": clipnorm, "clipvalue": clipvalue}
     given = [name for name, value in settings.items() if value is not None]
     if len(given) > 1:
-        raise ValueError(f"give at most one of global_clipnorm, clipnorm and clipvalue, got {', '.join(given)}")
+        raise ValueError(
+            f"give at most one of global_clipnorm, clipnorm and clipvalue, got {', '.join(given)}"
+        )
     for name in given:
         check_positive_number(settings[name], name)
     gradients = list(gradients)
