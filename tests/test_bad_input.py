@@ -17,12 +17,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tutorial_helpers import data, diagnostics, gan, gradients, loops, models, optim, pipelines, schedules
+from tutorial_helpers import (
+    data,
+    diagnostics,
+    digits,
+    gan,
+    gradients,
+    loops,
+    models,
+    optim,
+    pipelines,
+    schedules,
+)
 from tutorial_helpers.accumulation import make_accumulating_train_step
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.losses import BinaryFocalLoss, WeightedMeanSquaredError
 from tutorial_helpers.metrics import BinaryF1
 from tutorial_helpers.mixed_precision import make_scaled_train_step, policy
+from tutorial_helpers.multi_output import make_multi_output_train_step
 from tutorial_helpers.saving import Standardize, predict_in_new_process
 from tutorial_helpers.trainer import Trainer
 
@@ -33,6 +45,12 @@ Y = X.sum(axis=1, keepdims=True)
 
 def mlp(outputs: int = 1) -> keras.Model:
     return models.make_mlp(3, (4,), outputs=outputs, seed=0)
+
+
+def _two_output_model() -> keras.Model:
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, {"a": keras.layers.Dense(1, name="a")(inputs),
+                                "b": keras.layers.Dense(1, name="b")(inputs)})
 
 
 def train(train_data=(X, Y), **kwargs) -> Callable[[], object]:
@@ -251,6 +269,20 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "mean and std must have the same length"),
     ("predict_in_new_process, not an export", lambda: predict_in_new_process(Path("/nonexistent"), X),
      FileNotFoundError, "holds no SavedModel"),
+    # -------------------------------------------------------------- Chapter 14
+    ("load_digit_splits(test_fraction=0)", lambda: digits.load_digit_splits(test_fraction=0.0), ValueError,
+     r"test_fraction must be a number in \(0, 1\)"),
+    ("load_digit_splits, nothing left to train", lambda: digits.load_digit_splits(0.6, 0.4), ValueError,
+     "must leave data to train on"),
+    ("confusion_matrix with probabilities",
+     lambda: digits.confusion_matrix(np.array([0, 1]), np.array([0.2, 0.9])), ValueError,
+     r"y_pred must hold class indices 0\.\.9"),
+    ("predict_names on one image",
+     lambda: digits.predict_names(digits.build_digit_cnn(), np.zeros((8, 8, 1))), ValueError,
+     r"images must have shape \(n, 8, 8, 1\)"),
+    ("multi-output step, a loss missing", lambda: make_multi_output_train_step(
+        _two_output_model(), keras.optimizers.SGD(), {"a": keras.losses.MeanSquaredError()}, {}, {}),
+     ValueError, r"losses must have one entry per output \['a', 'b'\]"),
 ]
 
 
