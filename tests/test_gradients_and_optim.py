@@ -57,13 +57,15 @@ def test_bad_clip_settings(gradients, kwargs, error, message) -> None:
         clip_gradients(gradients, **kwargs)
 
 
+def build() -> keras.Model:
+    """The small network both clipping comparisons train, from the same seed each time."""
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(1)])
+
+
 def test_loop_clipping_equals_the_optimizers_global_clipnorm() -> None:
     x, y = data.make_regression_data(n=256, seed=0)
-
-    def build() -> keras.Model:
-        keras.utils.set_random_seed(3)
-        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
-                                 keras.layers.Dense(1)])
 
     reference = build()
     reference.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=0.5), loss="mse")
@@ -123,11 +125,6 @@ def test_value_clipping_clips_each_element(gradients) -> None:
 
 def test_loop_value_clipping_equals_the_optimizers_clipvalue() -> None:
     x, y = data.make_regression_data(n=256, seed=0)
-
-    def build() -> keras.Model:
-        keras.utils.set_random_seed(3)
-        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
-                                 keras.layers.Dense(1)])
 
     reference = build()
     reference.compile(optimizer=keras.optimizers.SGD(0.05, clipvalue=0.05), loss="mse", jit_compile=False)
