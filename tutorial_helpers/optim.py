@@ -13,15 +13,6 @@ from tutorial_helpers.validation import check_positive_int, check_positive_numbe
 BOWL_MINIMUM = (2.0, -1.0)
 
 
-def elongated_bowl(v: tf.Tensor) -> tf.Tensor:
-    """``(v0 - 2)^2 + 20 (v1 + 1)^2``: a quadratic bowl 20 times steeper along one axis.
-
-    Its minimum is 0 at (2, -1).  The mismatch of curvatures is what separates
-    optimizers: a step size safe for the steep direction is slow for the flat one.
-    """
-    return tf.square(v[0] - 2.0) + 20.0 * tf.square(v[1] + 1.0)
-
-
 def make_bowl(steepness: float) -> Callable[[tf.Tensor], tf.Tensor]:
     """``f(v) = (v0 - 2)^2 + steepness (v1 + 1)^2``, minimum 0 at (2, -1).
 
@@ -35,6 +26,19 @@ def make_bowl(steepness: float) -> Callable[[tf.Tensor], tf.Tensor]:
         return tf.square(v[0] - 2.0) + steepness * tf.square(v[1] + 1.0)
 
     return bowl
+
+
+_BOWL_20 = make_bowl(20.0)
+
+
+def elongated_bowl(v: tf.Tensor) -> tf.Tensor:
+    """``(v0 - 2)^2 + 20 (v1 + 1)^2``: a quadratic bowl 20 times steeper along one axis.
+
+    Its minimum is 0 at (2, -1).  The mismatch of curvatures is what separates
+    optimizers: a step size safe for the steep direction is slow for the flat one.
+    It is ``make_bowl(20.0)``.
+    """
+    return _BOWL_20(v)
 
 
 def minimize(
