@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import test_book_build
+import test_workflows
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = (ROOT / ".ci" / "run").read_text()
@@ -17,8 +17,7 @@ def test_ci_starts_from_a_new_environment() -> None:
 
 
 def test_ci_runs_the_readmes_test_command_with_ci_set() -> None:
-    readme = (ROOT / "README.md").read_text()
-    command = re.search(r"\*\*2\. Run the whole test suite\*\*\s+```bash\n(.+?)\n```", readme).group(1)
+    command = test_workflows.TEST_SUITE
     assert command in SCRIPT.splitlines()
     assert SCRIPT.index("export CI=true") < SCRIPT.index(command)
 
