@@ -49,6 +49,8 @@ def built_html() -> Path:
 def test_book_builds_with_warnings_as_errors(built_html: Path) -> None:
     for page in PAGES:
         assert (built_html / f"{page}.html").exists(), f"{page} was not built"
+        footer = (built_html / f"{page}.html").read_text(encoding="utf-8")
+        assert "https://creativecommons.org/licenses/by/4.0/" in footer, f"{page}: no licence in the footer"
     # notebooks are rendered with their saved outputs, plots included
     for page in CHAPTERS:
         text = (built_html / f"{page}.html").read_text(encoding="utf-8")
