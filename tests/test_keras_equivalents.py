@@ -21,7 +21,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from trainer_setup import build, make_trainer
 
-from tutorial_helpers import data
+from tutorial_helpers import data, loops
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.metrics import BinaryF1
 from tutorial_helpers.summaries import read_scalars
@@ -188,3 +188,24 @@ def test_binary_f1_equals_keras_f1_score(threshold) -> None:
         theirs.update_state(y_true, y_pred, sample_weight=weight)
     assert 0.3 < float(ours.result()) < 0.95
     assert float(ours.result()) == pytest.approx(float(theirs.result()[0]), abs=1e-6)
+
+
+# ------------------------------------------------------------ a NaN loss
+def test_the_loops_nan_stop_names_the_batch_where_terminate_on_nan_stops_fit(regression) -> None:
+    """``loops.train`` raises naming the step at which the loss became NaN; ``fit()`` with
+    ``keras.callbacks.TerminateOnNaN`` stops after that same batch (and returns quietly, with
+    the NaN weights of that step in the model: the difference Chapter 11 explains)."""
+    (x, y), _ = regression
+    y_bad = y.copy()
+    y_bad[100] = np.nan  # the 4th batch of 32 (samples 96..127)
+    reference = build()
+    reference.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    batches: list[int] = []
+    seen = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
+    reference.fit(x, y_bad, batch_size=32, epochs=3, shuffle=False, verbose=0,
+                  callbacks=[keras.callbacks.TerminateOnNaN(), seen])
+    assert batches == [0, 1, 2, 3]  # stopped after the 4th batch, in the first epoch
+    assert not all(np.isfinite(w).all() for w in reference.get_weights())
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 4\b"):
+        loops.train(build(), (x, y_bad), batch_size=32, optimizer=keras.optimizers.SGD(0.01),
+                    loss_fn=keras.losses.MeanSquaredError(), epochs=3, verbose=0)
