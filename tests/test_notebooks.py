@@ -236,3 +236,39 @@ def test_chapter_has_goals_summary_and_checked_exercises(path: Path) -> None:
 
     for name in checkers:
         assert callable(getattr(check, name, None)), f"check.{name} does not exist"
+
+
+# Each chapter writes its own version of something Keras (or TensorFlow) has
+# built in; its summary names the built-in, so a reader who knows Keras can
+# set the two side by side.  tests/test_keras_equivalents.py holds the pairs
+# that are meant to agree to the same numbers.
+BUILT_INS = {
+    "01": ["keras.layers.Dense", "keras.optimizers.SGD", "fit()"],
+    "02": ["Model.fit()", "Model.evaluate()", "keras.callbacks.History"],
+    "03": ["train_step", "test_step", "evaluate()"],
+    "04": ["keras.losses.BinaryFocalCrossentropy"],
+    "05": ["keras.optimizers.schedules.CosineDecay", "global_clipnorm", "clipnorm", "clipvalue"],
+    "06": ["keras.regularizers.L1", "keras.regularizers.Regularizer"],
+    "07": ["keras.callbacks.EarlyStopping", "keras.callbacks.BackupAndRestore",
+           "keras.callbacks.TensorBoard"],
+    "08": ["keras.Model.train_step", "tf.train.Checkpoint"],
+    "09": ["steps_per_execution", "jit_compile", "Model.fit()"],
+    "10": ["strategy.scope()", "tf.nn.compute_average_loss"],
+    "11": ["keras.callbacks.TerminateOnNaN", "clipnorm"],
+    "12": ["tf.data"],
+    "13": ["keras.metrics.F1Score", "gradient_accumulation_steps", "keras.optimizers.LossScaleOptimizer"],
+    "14": ["Model.evaluate()", "tf.math.confusion_matrix", "loss_weights"],
+    "appendix": ["compute_loss"],
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_summary_names_the_keras_built_ins_the_chapter_writes_out(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    summary = next("".join(c["source"]) for c in nb["cells"] if "## Summary" in "".join(c["source"]))
+    summary = summary.split("## Exercises")[0]
+    heading = r"^- \*\*Keras's built-ins for what this (?:chapter|appendix) (?:wrote|rewrote)\.\*\*(.+)$"
+    bullet = re.search(heading, summary, flags=re.M)
+    assert bullet, "the summary has no bullet naming Keras's built-ins"
+    for name in BUILT_INS[path.stem.split("_")[0]]:
+        assert name in bullet.group(1), f"the built-ins bullet does not name {name}"
