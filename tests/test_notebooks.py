@@ -272,3 +272,13 @@ def test_the_summary_names_the_keras_built_ins_the_chapter_writes_out(path: Path
     assert bullet, "the summary has no bullet naming Keras's built-ins"
     for name in BUILT_INS[path.stem.split("_")[0]]:
         assert name in bullet.group(1), f"the built-ins bullet does not name {name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path: Path) -> None:
+    """nbformat 4.5 notebooks need cell ids (nbformat warns now, and will refuse later)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5)
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert None not in ids, f"cells {[i for i, x in enumerate(ids) if x is None]} have no id"
+    assert len(set(ids)) == len(ids), "two cells share an id"
