@@ -17,3 +17,15 @@ quiet_import_tensorflow()
 def _seeded() -> None:
     """Every test starts from the same seeds, so results do not depend on test order."""
     set_seed(0)
+
+
+@pytest.fixture(scope="module")
+def regression():
+    """300 samples of the small regression problem, split 240/60: the trainer's tests share it.
+
+    (``test_loops.py`` and ``test_custom_fit.py`` define their own, larger ``regression``.)
+    """
+    from tutorial_helpers import data  # after quiet_import_tensorflow
+
+    x, y = data.make_regression_data(n=300, seed=0)
+    return data.train_val_split(x, y, val_fraction=0.2, seed=0)

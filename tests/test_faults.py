@@ -16,17 +16,11 @@ import pytest
 import tensorflow as tf
 from trainer_setup import build, make_trainer  # tests/ is on the path under pytest
 
-from tutorial_helpers import data, loops
+from tutorial_helpers import loops
 from tutorial_helpers.compare import max_weight_difference
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.summaries import read_scalars
 from tutorial_helpers.trainer import CheckpointError
-
-
-@pytest.fixture(scope="module")
-def regression():
-    x, y = data.make_regression_data(n=300, seed=0)
-    return data.train_val_split(x, y, val_fraction=0.2, seed=0)
 
 
 class InterruptAt(keras.callbacks.Callback):

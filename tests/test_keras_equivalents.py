@@ -21,23 +21,16 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from trainer_setup import build, make_trainer
 
-from tutorial_helpers import data, loops
+from tutorial_helpers import loops
 from tutorial_helpers.early_stopping import EarlyStopper
 from tutorial_helpers.metrics import BinaryF1
 from tutorial_helpers.summaries import read_scalars
 
 
-@pytest.fixture(scope="module")
-def regression():
-    x, y = data.make_regression_data(n=300, seed=0)
-    return data.train_val_split(x, y, val_fraction=0.2, seed=0)
-
-
 # ------------------------------------------------------------ early stopping
 def one_weight_model() -> keras.Model:
     """A model whose single weight is set to the epoch number, so restored weights name their epoch."""
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
-    return model
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
 
 
 def drive_keras(values, patience, min_delta, mode) -> tuple[int | None, float, int]:

@@ -19,12 +19,6 @@ from tutorial_helpers.summaries import read_scalars
 from tutorial_helpers.trainer import CheckpointError, Trainer
 
 
-@pytest.fixture(scope="module")
-def regression():
-    x, y = data.make_regression_data(n=300, seed=0)
-    return data.train_val_split(x, y, val_fraction=0.2, seed=0)
-
-
 # ------------------------------------------------------------ early stopping
 @pytest.mark.parametrize(
     ("values", "patience", "min_delta", "stop_at", "best_at"),
