@@ -1,19 +1,29 @@
 """Run every notebook as other readers' machines would, and name each cell that does not reproduce.
 
-    python tests/run_variants.py                 # every variant, every notebook in book/
-    python tests/run_variants.py --variants avx2,threads1 book/06_regularization.ipynb
+    python tests/run_variants.py                 # the default variants, every notebook in book/
+    python tests/run_variants.py --variants noise7,avx2+threads1 book/06_regularization.ipynb
 
-TensorFlow's CPU matrix multiply picks its kernels by the CPU's instruction set
-at run time, and splits reductions by the number of intra-op threads, so the
-last bits of a float depend on the reader's machine.  Each *variant* imitates
-another machine on this one, through environment variables that the notebook
-kernels inherit, and re-runs the notebooks with nbval:
+A float32 matmul's last bits depend on the order in which it sums its
+products, and that order depends on the reader's CPU: its instruction set, its
+number of cores, and its cache sizes and microarchitecture, from which oneDNN
+and Eigen size their blocks and pick their kernels.  Each *variant* imitates
+another machine on this one, through environment variables and ``sitecustomize``
+folders that the notebook kernels inherit, and re-runs the notebooks with nbval:
 
-* ``avx2``, ``avx512``, ``sse41`` (and, not by default, ``avx``): other instruction
-  sets, through ``ONEDNN_MAX_CPU_ISA`` (TensorFlow's matmul) and ``OPENBLAS_CORETYPE``
-  (NumPy's and SciPy's BLAS): a laptop without AVX-512, an Intel server, an old CPU;
-* ``threads1``, ``threads4``, ``threads16``: other core counts, through
-  ``TF_NUM_INTRAOP_THREADS`` and ``OPENBLAS_NUM_THREADS``;
+* ``avx2+threads1``, ``sse41+threads4``, ``avx512+threads16``: another
+  instruction set (``ONEDNN_MAX_CPU_ISA`` for TensorFlow's matmul,
+  ``OPENBLAS_CORETYPE`` for NumPy's and SciPy's BLAS) together with another
+  core count (``TF_NUM_INTRAOP_THREADS``, ``OPENBLAS_NUM_THREADS``): a laptop
+  with one free core, an old CPU with four, an Intel server with sixteen.  Each
+  half also exists alone (``avx2``, ``avx512``, ``sse41``, ``avx``,
+  ``threads1``, ``threads4``, ``threads16``), not by default.
+* ``noise<seed>`` (``noise1``, ``noise2``, ``noise3`` by default; any integer
+  seed works): an *unknown* CPU's summation order imitated
+  (``tests/noise_variant``): the last mantissa bit of a seeded pseudo-random
+  half of the elements of every float32 matmul and convolution result, forward
+  and both gradients, flipped.  No environment variable imitates a CPU's cache
+  sizes or microarchitecture; this does what any of them does, one ulp here
+  and there, and outputs are compared strictly.
 * ``xla``: every Keras ``compile()`` resolved to ``jit_compile=True`` (what a GPU
   reader with op determinism off gets).  XLA changes the arithmetic itself, so
   its outputs are not compared (``--nbval-lax``): every cell must run and every
@@ -24,11 +34,17 @@ kernels inherit, and re-runs the notebooks with nbval:
   changed output is *reported*, not failed: every cell must run and every
   assertion must hold, and the report lists the outputs a GPU reader sees
   change (the README's "On a GPU" section quotes it).
+* ``claims``: this machine as it is, outputs not compared: the check a reader
+  on another architecture (Arm) or with another TensorFlow build runs.
 
-An imitation can take instruction sets away, not add them: a variant whose
-instruction set this CPU lacks (``avx512`` on an AVX2-only CPU, where OpenBLAS's
-AVX-512 kernels die with SIGILL) is skipped, saying so.  A variant that runs
-past ``--timeout`` seconds is stopped with an error, not left to hang.
+An imitation can take instruction sets away, not add them: on a CPU that lacks
+a variant's instruction set (``avx512`` on an AVX2-only CPU, where OpenBLAS's
+AVX-512 kernels die with SIGILL) a paired variant runs its thread count alone,
+and a variant of an instruction set alone is skipped, each saying so.  Before a
+``noise``, ``xla`` or ``tf32`` run a probe proves that the variant really
+changes the arithmetic.  A variant that runs past ``--timeout`` seconds is
+stopped with an error, not left to hang.  Each variant's time is printed, and
+a table of all of them at the end.
 
 Exit status 0 when every notebook reproduces under every variant that runs here;
 otherwise 1, after a table that names each notebook and cell that failed, under
@@ -52,8 +68,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 XLA_SITE = ROOT / "tests" / "xla_variant"
 TF32_SITE = ROOT / "tests" / "tf32_variant"
+NOISE_SITE = ROOT / "tests" / "noise_variant"
+VARIANT_SITES = (XLA_SITE, TF32_SITE, NOISE_SITE)
 # Set by a variant, cleared for the others, so the caller's shell cannot leak into a run.
-NUMERIC_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+NUMERIC_ENV = (
+    "ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
+    "BOOK_NOISE_SEED",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,8 @@ class Variant:
     report_changes: bool = False
     # Python that exits non-zero unless the variant really changes the arithmetic
     probe: str = ""
+    # the variant to run instead on a CPU that lacks this one's instruction set
+    fallback: str = ""
 
 
 XLA_PROBE = (
@@ -79,6 +102,29 @@ TF32_PROBE = (
     "a = tf.constant([[1 + 2.0**-12]]); b = tf.constant([[1.0]]);"
     "assert float(tf.matmul(a, b)[0, 0]) == 1.0, 'matmul not rounded to TF32'"
 )
+# The patched matmul against TensorFlow's raw kernel: results and both gradients
+# must differ in about half their elements, each by exactly one ulp.
+NOISE_PROBE = """
+from tutorial_helpers.runtime import quiet_import_tensorflow
+tf = quiet_import_tensorflow()
+from tensorflow.python.ops import gen_math_ops
+assert getattr(tf.matmul, "noise_imitation", False), "tf.matmul is not patched"
+a = tf.random.stateless_normal((32, 24), seed=(1, 2))
+b = tf.random.stateless_normal((24, 16), seed=(3, 4))
+def run(matmul):
+    with tf.GradientTape() as tape:
+        tape.watch([a, b])
+        y = matmul(a, b)
+        loss = tf.reduce_sum(y * y)
+    return [y, *tape.gradient(loss, [a, b])]
+for name, got, raw in zip(("result", "gradient of a", "gradient of b"), run(tf.matmul),
+                          run(gen_math_ops.mat_mul)):
+    ulps = tf.abs(tf.bitcast(got, tf.int32) - tf.bitcast(raw, tf.int32))
+    moved = float(tf.reduce_mean(tf.cast(ulps > 0, tf.float32)))
+    assert 0.3 < moved, f"the {name} is not perturbed ({moved:.0%} of its elements moved)"
+    if name == "result":
+        assert int(tf.reduce_max(ulps)) == 1, "the result moved by more than one ulp"
+"""
 
 
 # What must survive a variant's settings on this CPU.  OpenBLAS forced onto the
@@ -113,6 +159,22 @@ def _threads(n: int) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n)}
 
 
+def noise_variant(seed: int) -> Variant:
+    """The last-bit noise variant with this seed (``noise<seed>``)."""
+    return Variant(
+        f"noise{seed}",
+        {"BOOK_NOISE_SEED": str(seed)},
+        "an unknown CPU's summation order: one ulp flipped in half of every matmul's results and gradients",
+        pythonpath=(NOISE_SITE,),
+        probe=NOISE_PROBE,
+    )
+
+
+def _paired(isa: str, threads: str, what: str) -> Variant:
+    a, b = VARIANTS[isa], VARIANTS[threads]
+    return Variant(f"{isa}+{threads}", {**a.env, **b.env}, what, fallback=threads)
+
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
@@ -124,6 +186,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("threads1", _threads(1), "one core"),
         Variant("threads4", _threads(4), "four cores"),
         Variant("threads16", _threads(16), "sixteen cores"),
+        Variant("claims", {}, "this machine, outputs not compared: every cell runs, every assertion holds",
+                compare_outputs=False),
         Variant(
             "xla",
             {},
@@ -142,7 +206,23 @@ VARIANTS: dict[str, Variant] = {
         ),
     )
 }
-DEFAULT_VARIANTS = ("avx2", "avx512", "sse41", "threads1", "threads4", "threads16", "xla", "tf32")
+for _isa_name, _threads_name, _what in (
+    ("avx2", "threads1", "a laptop without AVX-512, one core"),
+    ("sse41", "threads4", "an old CPU (SSE4.1, no AVX), four cores"),
+    ("avx512", "threads16", "an AVX-512 server CPU, sixteen cores"),
+):
+    VARIANTS[f"{_isa_name}+{_threads_name}"] = _paired(_isa_name, _threads_name, _what)
+DEFAULT_VARIANTS = (
+    "avx2+threads1", "sse41+threads4", "avx512+threads16", "noise1", "noise2", "noise3", "xla", "tf32",
+)
+
+
+def variant_named(name: str) -> Variant | None:
+    """The variant called ``name`` (``noise<seed>`` for any integer seed), or None."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    match = re.fullmatch(r"noise(-?\d+)", name)
+    return noise_variant(int(match.group(1))) if match else None
 
 
 @dataclass
@@ -160,7 +240,7 @@ def variant_environment(variant: Variant) -> dict[str, str]:
     env.update(variant.env)
     # the caller's PYTHONPATH, without any variant's folder (a run inside a variant)
     inherited = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
-    inherited = [p for p in inherited if Path(p).resolve() not in (XLA_SITE, TF32_SITE)]
+    inherited = [p for p in inherited if Path(p).resolve() not in VARIANT_SITES]
     parts = [str(p) for p in variant.pythonpath] + inherited
     if parts:
         env["PYTHONPATH"] = os.pathsep.join(parts)
@@ -284,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every one in book/)")
     parser.add_argument(
-        "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}"
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from: {', '.join(VARIANTS)}, noise<seed> "
+        f"(default: {','.join(DEFAULT_VARIANTS)})",
     )
     parser.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     parser.add_argument(
@@ -293,26 +376,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
+    unknown = [n for n in names if variant_named(n) is None]
     if unknown or not names:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}, noise<seed>")
     notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb"))
 
     by_cell: dict[tuple[str, str], dict[str, str]] = {}
     changes: dict[str, list[Failure]] = {}
     skipped: list[str] = []
+    times: dict[str, float] = {}
+    started = time.perf_counter()
     for name in names:
-        variant = VARIANTS[name]
+        variant = variant_named(name)
         print(
             f"[{name}] {variant.what}: {' '.join(f'{k}={v}' for k, v in variant.env.items()) or '-'}",
             flush=True,
         )
         reason = cannot_run_here(variant, variant_environment(variant))
-        if reason:
+        if reason and variant.fallback:
+            variant = VARIANTS[variant.fallback]
+            print(f"[{name}] {reason}: runs as {variant.name} alone", flush=True)
+        elif reason:
             print(f"[{name}] skipped: {reason}", flush=True)
             skipped.append(name)
             continue
         failures, seconds, cells = run_variant(variant, notebooks, args.workers, args.timeout)
+        times[name] = seconds
         if variant.report_changes:
             changes[name] = [f for f in failures if f.outputs_differ]
             failures = [f for f in failures if not f.outputs_differ]
@@ -321,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failures:
             by_cell.setdefault((failure.notebook, failure.cell), {})[name] = failure.message
 
+    print("\ntime per variant:")
+    for name, seconds in times.items():
+        print(f"  {name:<18} {seconds:6.0f} s")
+    print(f"  {'all':<18} {time.perf_counter() - started:6.0f} s")
     for name, changed in changes.items():
         print(f"\n[{name}] {len(changed)} cell(s) print something else (expected there; "
               "+ saved, - this run):")

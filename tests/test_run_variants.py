@@ -5,7 +5,10 @@ sum over a float32 matrix product (the shape of a Dense layer's forward pass)
 to nine significant digits, whose last bits depend on the instruction set the
 matmul kernel uses; one prints something exact.
 Run under ``ONEDNN_MAX_CPU_ISA=SSE41`` the check must fail, naming the first
-cell and only that one.
+cell and only that one.  A second notebook prints products that every
+instruction set and thread count computes alike (no sums, so no order): only
+the last-bit noise variant, which imitates an unknown CPU's summation order,
+catches it.
 """
 
 from __future__ import annotations
@@ -68,10 +71,55 @@ def test_variants_check_names_the_cell_another_machine_prints_differently(tmp_pa
     assert "Cell 2" not in report, report
 
 
+# An outer product: each element is one rounded product, the same under any instruction set and
+# thread count; printed to the last bit, so one ulp anywhere shows.
+ORDER_FREE = (
+    "x = tf.reshape(tf.range(1, 17, dtype=tf.float32) / 7, (16, 1))\n"
+    "print(tf.matmul(x, tf.transpose(x)).numpy().ravel().tolist())"
+)
+
+
+def _order_free_notebook(folder: Path) -> Path:
+    """A notebook saved with this machine's outputs of ORDER_FREE (computed with NumPy, no TensorFlow)."""
+    x = (np.arange(1, 17, dtype=np.float32) / np.float32(7)).reshape(16, 1)
+    text = f"{(x @ x.T).ravel().tolist()}\n"
+    cells = [nbformat.v4.new_code_cell(SETUP, execution_count=1),
+             nbformat.v4.new_code_cell(ORDER_FREE, execution_count=2)]
+    cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "order_free.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_only_the_noise_variant_catches_a_digit_that_no_instruction_set_moves(tmp_path, capsys) -> None:
+    notebook = _order_free_notebook(tmp_path)
+    variants = "avx2+threads1,sse41+threads4,noise1"
+    assert run_variants.main(["--variants", variants, "-n", "1", str(notebook)]) == 1
+    report = capsys.readouterr().out
+    assert "order_free :: Cell 1  under noise1\n" in report, report  # under noise1, and only there
+    assert "time per variant:" in report and "noise1" in report.split("time per variant:")[1]
+
+
 def test_unknown_variant_is_refused(capsys) -> None:
-    with pytest.raises(SystemExit):
-        run_variants.main(["--variants", "avx3"])
-    assert "unknown variant" in capsys.readouterr().err
+    for bad in ("avx3", "noise", "noiseX"):
+        with pytest.raises(SystemExit):
+            run_variants.main(["--variants", bad])
+        assert "unknown variant" in capsys.readouterr().err
+
+
+def test_any_integer_seed_names_a_noise_variant_and_the_default_check_runs_three() -> None:
+    assert run_variants.variant_named("noise12345").env == {"BOOK_NOISE_SEED": "12345"}
+    defaults = run_variants.DEFAULT_VARIANTS
+    assert sum(name.startswith("noise") for name in defaults) >= 3
+    # no more notebook passes than the eight separate variants the check ran before
+    assert len(defaults) <= 8
+    paired = [run_variants.VARIANTS[n] for n in defaults if "+" in n]
+    assert {v.fallback for v in paired} == {"threads1", "threads4", "threads16"}
+    for variant in paired:
+        isa, threads = variant.name.split("+")
+        assert variant.env == {**run_variants.VARIANTS[isa].env, **run_variants.VARIANTS[threads].env}
 
 
 def test_variant_environment_replaces_the_callers_numeric_settings(monkeypatch) -> None:
@@ -87,6 +135,13 @@ def test_variant_environment_replaces_the_callers_numeric_settings(monkeypatch) 
     assert run_variants.variant_environment(run_variants.VARIANTS["native"])["PYTHONPATH"] == "/elsewhere"
     assert run_variants.variant_environment(run_variants.VARIANTS["xla"])["PYTHONPATH"].split(":") == [
         str(run_variants.XLA_SITE), "/elsewhere"]
+    monkeypatch.setenv("BOOK_NOISE_SEED", "9")
+    monkeypatch.setenv("PYTHONPATH", f"{run_variants.NOISE_SITE}:/elsewhere")
+    noise = run_variants.variant_environment(run_variants.variant_named("noise2"))
+    assert noise["BOOK_NOISE_SEED"] == "2" and noise["PYTHONPATH"].split(":") == [
+        str(run_variants.NOISE_SITE), "/elsewhere"]
+    native = run_variants.variant_environment(run_variants.VARIANTS["native"])
+    assert "BOOK_NOISE_SEED" not in native and native["PYTHONPATH"] == "/elsewhere"
 
 
 def test_tf32_variant_reports_changed_outputs_and_fails_on_errors(tmp_path, capsys) -> None:
@@ -167,10 +222,73 @@ def test_the_tf32_imitation_rounds_matmuls_forward_and_backward_except_on_the_cp
             np.testing.assert_array_equal(np.array(got, dtype=np.float32), want)
 
 
+NOISE_SCRIPT = """
+import json
+from tutorial_helpers.runtime import quiet_import_tensorflow
+tf = quiet_import_tensorflow()
+from tensorflow.python.ops import gen_math_ops, nn_ops
+from tutorial_helpers.timing import step_flops
+a = tf.random.stateless_normal((48, 20), seed=(1, 2))
+b = tf.random.stateless_normal((20, 12), seed=(3, 4))
+image = tf.random.stateless_normal((2, 8, 8, 3), seed=(5, 6))
+kernel = tf.random.stateless_normal((3, 3, 3, 4), seed=(7, 8))
+def run(matmul):
+    with tf.GradientTape() as tape:
+        tape.watch([a, b])
+        y = matmul(a, b)
+        loss = tf.reduce_sum(y * y)
+    return [y, *tape.gradient(loss, [a, b])]
+def bits(t):
+    return tf.bitcast(t, tf.int32).numpy().ravel().tolist()
+raw = [bits(t) for t in run(gen_math_ops.mat_mul)]
+noisy = [bits(t) for t in run(tf.matmul)]
+graph = bits(tf.function(tf.matmul)(a, b))
+conv = bits(tf.nn.conv2d(image, kernel, 1, "VALID")), bits(nn_ops.conv2d_v2(image, kernel, 1, "VALID"))
+special = tf.matmul(tf.constant([[1.0]]), tf.constant([[0.0, float("inf"), -0.0, float("-inf")]]))
+flops = step_flops(lambda x, y: tf.matmul(x, y), tf.TensorSpec((48, 20)), tf.TensorSpec((20, 12)))
+print(json.dumps({"raw": raw, "noisy": noisy, "graph": graph, "conv": conv,
+                  "special": special.numpy().tolist(), "flops": flops}))
+"""
+
+
+def test_the_noise_imitation_moves_half_of_every_result_and_gradient_by_one_ulp() -> None:
+    def run(variant: str) -> dict:
+        env = run_variants.variant_environment(run_variants.variant_named(variant))
+        result = subprocess.run([sys.executable, "-c", NOISE_SCRIPT], env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.splitlines()[-1])
+
+    native, one, two = run("native"), run("noise1"), run("noise2")
+    assert native["noisy"] == native["raw"] and native["conv"][0] == native["conv"][1]  # native: untouched
+    moved = {}
+    for seed, out in (("noise1", one), ("noise2", two)):
+        assert out["raw"] == native["raw"]  # TensorFlow's own kernel is left alone
+        for name, noisy, raw in zip(("result", "grad a", "grad b"), out["noisy"], out["raw"], strict=True):
+            ulps = np.abs(np.array(noisy, dtype=np.int64) - np.array(raw, dtype=np.int64))
+            moved[seed, name] = ulps > 0
+            assert 0.35 < moved[seed, name].mean() < 0.85, (seed, name, moved[seed, name].mean())
+            if name == "result":  # the forward result by exactly one ulp (the gradients also see it upstream)
+                assert set(np.unique(ulps)) == {0, 1}
+        assert out["graph"] == out["noisy"][0]  # the same in a tf.function as eagerly
+        conv, conv_raw = (np.array(c, dtype=np.int64) for c in out["conv"])
+        conv_ulps = np.abs(conv - conv_raw)
+        assert set(np.unique(conv_ulps)) == {0, 1}  # convolutions too
+        # zeros stay zeros and infinities stay infinite (a flipped bit would make them nan)
+        assert out["special"] == [[0.0, float("inf"), 0.0, float("-inf")]]
+        assert out["flops"] == native["flops"]  # the imitation adds no floating-point operations
+    # another seed, another pattern: about half of the flips differ
+    assert 0.3 < np.mean(moved["noise1", "result"] != moved["noise2", "result"]) < 0.7
+
+
 def test_a_variant_that_would_change_nothing_is_refused() -> None:
     native_env = run_variants.variant_environment(run_variants.VARIANTS["native"])
     with pytest.raises(SystemExit, match="tf32 variant is not in effect"):
         run_variants.check_variant_is_active(run_variants.VARIANTS["tf32"], native_env)
+    with pytest.raises(SystemExit, match="noise3 variant is not in effect"):
+        run_variants.check_variant_is_active(run_variants.variant_named("noise3"), native_env)
+    noise = run_variants.variant_named("noise3")
+    run_variants.check_variant_is_active(noise, run_variants.variant_environment(noise))  # in effect
 
 
 def test_a_variant_this_cpu_cannot_execute_is_skipped_not_left_to_hang(monkeypatch, capsys) -> None:
@@ -187,10 +305,28 @@ def test_a_variant_this_cpu_cannot_execute_is_skipped_not_left_to_hang(monkeypat
     assert run_variants.cannot_run_here(threads1, run_variants.variant_environment(threads1)) is None
 
 
+def test_a_paired_variant_runs_its_thread_count_alone_where_the_cpu_lacks_its_instructions(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    notebook = _order_free_notebook(tmp_path)
+    monkeypatch.setattr(run_variants, "ISA_SMOKE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    ran = []
+    real_run_variant = run_variants.run_variant
+
+    def recording(variant, *args, **kwargs):
+        ran.append(variant)
+        return real_run_variant(variant, *args, **kwargs)
+
+    monkeypatch.setattr(run_variants, "run_variant", recording)
+    assert run_variants.main(["--variants", "avx512+threads16", "-n", "1", str(notebook)]) == 0
+    assert "[avx512+threads16] this CPU lacks" in capsys.readouterr().out
+    assert [v.name for v in ran] == ["threads16"] and ran[0].env["TF_NUM_INTRAOP_THREADS"] == "16"
+
+
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU's flags from /proc/cpuinfo")
 def test_the_real_avx512_variant_is_skipped_exactly_on_cpus_without_avx512() -> None:
     flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].splitlines()[0].split()
-    avx512 = run_variants.VARIANTS["avx512"]
+    avx512 = run_variants.VARIANTS["avx512+threads16"]
     reason = run_variants.cannot_run_here(avx512, run_variants.variant_environment(avx512))
     has_avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
     assert (reason is None) == has_avx512, reason

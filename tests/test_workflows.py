@@ -30,6 +30,7 @@ def readme_command(heading: str) -> str:
 
 INSTALL_AND_BUILD = readme_command("1. Install everything and build the book")
 TEST_SUITE = readme_command("2. Run the whole test suite")
+CLAIMS_ONLY = readme_command("Check the claims, not the digits")
 
 
 def load(name: str) -> dict:
@@ -107,6 +108,13 @@ def test_the_variants_job_runs_the_readmes_variants_command() -> None:
     commands = runs(load("tests.yml")["jobs"]["variants"])
     assert commands[-1] == ". .venv/bin/activate && python tests/run_variants.py"
     assert commands[-1] in README  # the command "What is guaranteed where" gives
+
+
+def test_the_arm_job_installs_with_the_readmes_command_and_runs_the_claims_only_check() -> None:
+    job = load("tests.yml")["jobs"]["arm"]
+    assert job["runs-on"] == "ubuntu-24.04-arm"
+    assert runs(job) == [INSTALL_AND_BUILD, CLAIMS_ONLY]
+    assert CLAIMS_ONLY == ". .venv/bin/activate && python tests/run_variants.py --variants claims"
 
 
 def test_nightly_reruns_the_whole_tests_workflow_on_a_schedule() -> None:
