@@ -10,11 +10,20 @@ the module to be imported, lets it load, then hands it to the patch.
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.util
 import sys
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
+
+# The TensorFlow functions Keras's Dense and Conv layers call (``tf.matmul`` is ``tf.linalg.matmul``).
+PRODUCTS = {
+    "": ("matmul", "tensordot"),
+    "linalg": ("matmul", "tensordot"),
+    "nn": ("convolution", "conv2d", "conv_transpose", "conv2d_transpose"),
+}
 
 
 class _Loader(importlib.abc.Loader):
@@ -47,3 +56,35 @@ def patch_after_import(fullname: str, patch: Callable[[ModuleType], None]) -> No
     """Call ``patch(module)`` once ``fullname`` has been imported for the first time."""
     sys.meta_path.insert(0, _Finder(fullname, patch))
 
+
+
+def wrap_float32_products(
+    tf: Any, compute: Callable[..., Any], marker: str, active: Callable[[], bool] = lambda: True
+) -> None:
+    """Make every function of :data:`PRODUCTS` call ``compute(fn, a, b, *args, **kwargs)`` instead of ``fn``.
+
+    Only where both inputs are dense float32 tensors and ``active()`` is true;
+    otherwise ``fn`` runs as it is.  Each wrapper carries ``marker`` as an
+    attribute set to True, so that a probe can see the patch is in place.
+    """
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def wrapped(a, b, *args, **kwargs):
+            if active() and not isinstance(a, tf.SparseTensor) and not isinstance(b, tf.SparseTensor):
+                a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+                if a.dtype == tf.float32 and b.dtype == tf.float32:
+                    return compute(fn, a, b, *args, **kwargs)
+            return fn(a, b, *args, **kwargs)
+
+        setattr(wrapped, marker, True)
+        return wrapped
+
+    wrapper_of = {}
+    for module_name, names in PRODUCTS.items():
+        module = getattr(tf, module_name) if module_name else tf
+        for name in names:
+            fn = getattr(module, name)
+            if fn not in wrapper_of:  # tf.matmul is tf.linalg.matmul: wrap it once
+                wrapper_of[fn] = wrap(fn)
+            setattr(module, name, wrapper_of[fn])

@@ -32,20 +32,14 @@ for ``tensorflow`` to be imported, then this patches it.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/, last: it shadows nothing
-from variant_import_hook import patch_after_import
+from variant_import_hook import patch_after_import, wrap_float32_products
 
 _TARGET = "tensorflow"
-_PATCHED = {
-    "": ("matmul", "tensordot"),
-    "linalg": ("matmul", "tensordot"),
-    "nn": ("convolution", "conv2d", "conv_transpose", "conv2d_transpose"),
-}
 
 
 def _seed() -> int:
@@ -104,26 +98,10 @@ def _patch(tf) -> None:
 
     noisy_a, noisy_b = noisy_gradient(grad_a_key), noisy_gradient(grad_b_key)
 
-    def noisy(fn):
-        @functools.wraps(fn)
-        def wrapped(a, b, *args, **kwargs):
-            if not isinstance(a, tf.SparseTensor) and not isinstance(b, tf.SparseTensor):
-                a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
-                if a.dtype == tf.float32 and b.dtype == tf.float32:
-                    return noisy_result(fn(noisy_a(a), noisy_b(b), *args, **kwargs))
-            return fn(a, b, *args, **kwargs)
+    def perturbed(fn, a, b, *args, **kwargs):
+        return noisy_result(fn(noisy_a(a), noisy_b(b), *args, **kwargs))
 
-        wrapped.noise_imitation = True
-        return wrapped
-
-    wrapper_of = {}
-    for module_name, names in _PATCHED.items():
-        module = getattr(tf, module_name) if module_name else tf
-        for name in names:
-            fn = getattr(module, name)
-            if fn not in wrapper_of:  # tf.matmul is tf.linalg.matmul: wrap it once
-                wrapper_of[fn] = noisy(fn)
-            setattr(module, name, wrapper_of[fn])
+    wrap_float32_products(tf, perturbed, "noise_imitation")
 
 
 if os.environ.get("BOOK_NOISE_SEED") is not None:

@@ -26,19 +26,13 @@ Nothing heavy runs at interpreter start: ``tests/variant_import_hook.py`` waits 
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/, last: it shadows nothing
-from variant_import_hook import patch_after_import
+from variant_import_hook import patch_after_import, wrap_float32_products
 
 _TARGET = "tensorflow"
-_PATCHED = {
-    "": ("matmul", "tensordot"),
-    "linalg": ("matmul", "tensordot"),
-    "nn": ("convolution", "conv2d", "conv_transpose", "conv2d_transpose"),
-}
 
 
 def _patch(tf) -> None:
@@ -62,26 +56,10 @@ def _patch(tf) -> None:
             return False
         return "CPU" not in (context.context().device_name or "").upper()
 
-    def tf32(fn):
-        @functools.wraps(fn)
-        def wrapped(a, b, *args, **kwargs):
-            if active() and not isinstance(a, tf.SparseTensor) and not isinstance(b, tf.SparseTensor):
-                a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
-                if a.dtype == tf.float32 and b.dtype == tf.float32:
-                    return round_incoming_gradient(fn(round_input(a), round_input(b), *args, **kwargs))
-            return fn(a, b, *args, **kwargs)
+    def rounded(fn, a, b, *args, **kwargs):
+        return round_incoming_gradient(fn(round_input(a), round_input(b), *args, **kwargs))
 
-        wrapped.tf32_imitation = True
-        return wrapped
-
-    wrapper_of = {}
-    for module_name, names in _PATCHED.items():
-        module = getattr(tf, module_name) if module_name else tf
-        for name in names:
-            fn = getattr(module, name)
-            if fn not in wrapper_of:  # tf.matmul is tf.linalg.matmul: wrap it once
-                wrapper_of[fn] = tf32(fn)
-            setattr(module, name, wrapper_of[fn])
+    wrap_float32_products(tf, rounded, "tf32_imitation", active)
 
 
 patch_after_import(_TARGET, _patch)
