@@ -102,13 +102,12 @@ TF32_PROBE = (
     "a = tf.constant([[1 + 2.0**-12]]); b = tf.constant([[1.0]]);"
     "assert float(tf.matmul(a, b)[0, 0]) == 1.0, 'matmul not rounded to TF32'"
 )
-# The patched matmul against TensorFlow's raw kernel: results and both gradients
-# must differ in about half their elements, each by exactly one ulp.
-NOISE_PROBE = """
+# A matmul and the gradients of a loss through it, by any matmul function:
+# shared by the noise probe and the noise imitation's unit test.
+NOISE_PROBE_SETUP = """
 from tutorial_helpers.runtime import quiet_import_tensorflow
 tf = quiet_import_tensorflow()
 from tensorflow.python.ops import gen_math_ops
-assert getattr(tf.matmul, "noise_imitation", False), "tf.matmul is not patched"
 a = tf.random.stateless_normal((32, 24), seed=(1, 2))
 b = tf.random.stateless_normal((24, 16), seed=(3, 4))
 def run(matmul):
@@ -117,6 +116,11 @@ def run(matmul):
         y = matmul(a, b)
         loss = tf.reduce_sum(y * y)
     return [y, *tape.gradient(loss, [a, b])]
+"""
+# The patched matmul against TensorFlow's raw kernel: results and both gradients
+# must differ in about half their elements, the result by exactly one ulp.
+NOISE_PROBE = NOISE_PROBE_SETUP + """
+assert getattr(tf.matmul, "noise_imitation", False), "tf.matmul is not patched"
 for name, got, raw in zip(("result", "gradient of a", "gradient of b"), run(tf.matmul),
                           run(gen_math_ops.mat_mul)):
     ulps = tf.abs(tf.bitcast(got, tf.int32) - tf.bitcast(raw, tf.int32))

@@ -222,22 +222,12 @@ def test_the_tf32_imitation_rounds_matmuls_forward_and_backward_except_on_the_cp
             np.testing.assert_array_equal(np.array(got, dtype=np.float32), want)
 
 
-NOISE_SCRIPT = """
+NOISE_SCRIPT = run_variants.NOISE_PROBE_SETUP + """
 import json
-from tutorial_helpers.runtime import quiet_import_tensorflow
-tf = quiet_import_tensorflow()
-from tensorflow.python.ops import gen_math_ops, nn_ops
+from tensorflow.python.ops import nn_ops
 from tutorial_helpers.timing import step_flops
-a = tf.random.stateless_normal((48, 20), seed=(1, 2))
-b = tf.random.stateless_normal((20, 12), seed=(3, 4))
 image = tf.random.stateless_normal((2, 8, 8, 3), seed=(5, 6))
 kernel = tf.random.stateless_normal((3, 3, 3, 4), seed=(7, 8))
-def run(matmul):
-    with tf.GradientTape() as tape:
-        tape.watch([a, b])
-        y = matmul(a, b)
-        loss = tf.reduce_sum(y * y)
-    return [y, *tape.gradient(loss, [a, b])]
 def bits(t):
     return tf.bitcast(t, tf.int32).numpy().ravel().tolist()
 raw = [bits(t) for t in run(gen_math_ops.mat_mul)]
@@ -245,7 +235,7 @@ noisy = [bits(t) for t in run(tf.matmul)]
 graph = bits(tf.function(tf.matmul)(a, b))
 conv = bits(tf.nn.conv2d(image, kernel, 1, "VALID")), bits(nn_ops.conv2d_v2(image, kernel, 1, "VALID"))
 special = tf.matmul(tf.constant([[1.0]]), tf.constant([[0.0, float("inf"), -0.0, float("-inf")]]))
-flops = step_flops(lambda x, y: tf.matmul(x, y), tf.TensorSpec((48, 20)), tf.TensorSpec((20, 12)))
+flops = step_flops(lambda x, y: tf.matmul(x, y), tf.TensorSpec(a.shape), tf.TensorSpec(b.shape))
 print(json.dumps({"raw": raw, "noisy": noisy, "graph": graph, "conv": conv,
                   "special": special.numpy().tolist(), "flops": flops}))
 """
