@@ -1,6 +1,7 @@
 """The release a reader on Colab installs, set in one place: ``version`` in pyproject.toml.
 
-Every chapter's first cell installs ``tutorial_helpers`` on Colab (and only
+Every chapter's first code cell (tagged ``remove-cell``, so the web page
+leaves it out; Colab shows it) installs ``tutorial_helpers`` on Colab (and only
 there) from the book's repository (``repository.url`` in _config.yml) at the
 tag ``v<version>``: the helpers the chapter was written for, not whatever the
 default branch holds on the day.  This script writes that line into every
@@ -41,52 +42,59 @@ def repository_url() -> str:
     return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
 
 
+COLAB_TAG = "remove-cell"  # Jupyter Book leaves the cell off the web page; Colab shows it
+
+
 def colab_block(url: str, version: str) -> str:
-    """The lines of a chapter's first cell that run on Colab only."""
+    """The lines of a chapter's Colab cell that run on Colab only."""
     tag, url = f"v{version}", url.rstrip("/")
     if url == PLACEHOLDER_URL:
         return (
-            f"{GUARD}  # on Colab: the helpers of release {tag}\n"
+            f"{GUARD}  # the helpers of release {tag}\n"
             "    raise RuntimeError(\n"
             '        "repository.url in the book\'s _config.yml is still the "\n'
             '        "placeholder, so there is no published release to install "\n'
             f'        "tutorial_helpers {tag} from. Publisher: set repository.url, "\n'
             '        "then run python tests/release.py. Reader: pip install the "\n'
             '        "helpers from a copy of the book you trust."\n'
-            "    )\n"
+            "    )"
         )
-    return f'{GUARD}  # on Colab: the helpers of release {tag}\n    %pip install -q "git+{url}@{tag}"\n'
+    return f'{GUARD}  # the helpers of release {tag}\n    %pip install -q "git+{url}@{tag}"'
 
 
-def with_block(source: str, block: str) -> str:
-    """``source`` with its Colab block (from the guard to the next blank line) replaced by ``block``."""
-    pattern = re.compile(rf"^{re.escape(GUARD)}.*?\n(?=\n)", re.S | re.M)
-    if not pattern.search(source):
-        raise ValueError(f"no line starting {GUARD!r} followed by a blank line in:\n{source}")
-    return pattern.sub(lambda _: block, source, count=1)
+def colab_cell_source(url: str, version: str) -> str:
+    """A chapter's whole Colab cell: its first code cell, left off the web page, run everywhere."""
+    return (
+        "# On Colab: install the helpers this chapter was written for.\n"
+        "import sys\n\n" + colab_block(url, version)
+    )
 
 
 def chapters() -> list[Path]:
     return sorted((ROOT / "book").glob("*.ipynb"))
 
 
-def first_code_cell(notebook: dict) -> dict:
+def colab_cell(notebook: dict) -> dict:
+    """A chapter's Colab cell: its first code cell."""
     return next(c for c in notebook["cells"] if c["cell_type"] == "code")
 
 
 def sync(write: bool) -> list[str]:
     """Bring every derived place in line with the release; return the files that were (or are) out of date."""
-    version, block = release_version(), colab_block(repository_url(), release_version())
+    version = release_version()
+    wanted_source = colab_cell_source(repository_url(), version)
     stale: list[str] = []
     for path in chapters():
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        cell = first_code_cell(notebook)
-        source = "".join(cell["source"])
-        wanted = with_block(source, block)
-        if wanted != source:
+        cell = colab_cell(notebook)
+        tags = cell.setdefault("metadata", {}).get("tags", [])
+        if "".join(cell["source"]) != wanted_source or COLAB_TAG not in tags:
             stale.append(path.relative_to(ROOT).as_posix())
             if write:
-                cell["source"] = wanted.splitlines(keepends=True)
+                if GUARD not in "".join(cell["source"]):
+                    raise ValueError(f"{path.name}: the first code cell is not the Colab cell")
+                cell["source"] = wanted_source.splitlines(keepends=True)
+                cell["metadata"]["tags"] = [COLAB_TAG] + [t for t in tags if t != COLAB_TAG]
                 path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for relative, pattern, replacement in [
         ("tutorial_helpers/__init__.py", r'^__version__ = ".*"$', f'__version__ = "{version}"'),
