@@ -22,13 +22,15 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
+import reader_pages
 import release
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [entry["file"] for entry in TOC.get("chapters", [])]
-CHAPTERS = PAGES[1:]
+# the chapters are the notebooks; the other pages (the introduction, how the book is checked) are text
+CHAPTERS = [page for page in PAGES[1:] if (ROOT / f"{page}.ipynb").exists()]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 
@@ -67,6 +69,22 @@ def test_launch_buttons_and_colab_cells_use_the_configured_repository(built_html
     assert f"mybinder.org/v2/gh/{owner_repo}/" in page
     # the Colab install line of every chapter comes from the same URL (tests/release.py)
     assert release.sync(write=False) == []
+
+
+def test_the_pages_teach_and_the_checks_run_out_of_sight(built_html: Path) -> None:
+    """No checking machinery in what a reader sees, no visible cell of assertions, every heading in the contents.
+
+    The machinery is explained once, on its own page (book/how_this_book_is_checked.md);
+    the chapters and the introduction link to it.
+    """
+    problems = []
+    for page in CHAPTERS:
+        html = (built_html / f"{page}.html").read_text(encoding="utf-8")
+        problems += [f"{page}: {p}" for p in reader_pages.page_problems(ROOT / f"{page}.ipynb", html)]
+    intro = (built_html / f"{PAGES[0]}.html").read_text(encoding="utf-8")
+    problems += [f"{PAGES[0]}: machinery in the text: ...{s}..." for s in reader_pages.machinery_words(intro)]
+    assert "how_this_book_is_checked.html" in intro
+    assert problems == []
 
 
 # ----------------------------------------------------------------- browser
