@@ -64,7 +64,7 @@ def _only_assertions(code: str) -> bool:
             for node in statements
         )
 
-    has_assert = any(isinstance(node, ast.Assert) for node in ast.walk(ast.Module(body=body, type_ignores=[])))
+    has_assert = any(isinstance(node, ast.Assert) for stmt in body for node in ast.walk(stmt))
     return has_assert and check_parts(body)
 
 

@@ -72,7 +72,7 @@ def test_launch_buttons_and_colab_cells_use_the_configured_repository(built_html
 
 
 def test_the_pages_teach_and_the_checks_run_out_of_sight(built_html: Path) -> None:
-    """No checking machinery in what a reader sees, no visible cell of assertions, every heading in the contents.
+    """No checking machinery in what a reader sees, no visible cell of assertions only, all headings listed.
 
     The machinery is explained once, on its own page (book/how_this_book_is_checked.md);
     the chapters and the introduction link to it.

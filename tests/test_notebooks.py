@@ -180,7 +180,7 @@ def test_ignored_cells_say_why_are_rare_and_are_followed_by_an_assertion(path: P
     assert ignored_cell_problems(path) == []
 
 
-def _ignored(source: str, reason: str | None) -> "object":
+def _ignored(source: str, reason: str | None) -> object:
     import nbformat
 
     cell = nbformat.v4.new_code_cell(source)
