@@ -83,8 +83,8 @@ def test_the_pages_teach_and_the_checks_run_out_of_sight(built_html: Path) -> No
         problems += [f"{page}: {p}" for p in reader_pages.page_problems(ROOT / f"{page}.ipynb", html)]
     intro = (built_html / f"{PAGES[0]}.html").read_text(encoding="utf-8")
     problems += [f"{PAGES[0]}: machinery in the text: ...{s}..." for s in reader_pages.machinery_words(intro)]
-    assert "how_this_book_is_checked.html" in intro
     assert problems == []
+    assert "how_this_book_is_checked.html" in intro, "the introduction links to the checking page"
 
 
 # ----------------------------------------------------------------- browser
