@@ -246,3 +246,38 @@ def test_bad_steps_per_execution(regression, train_data, value, message) -> None
         loops.train(build_mlp(), data_, batch_size=32 if train_data == "arrays" else None,
                     optimizer=keras.optimizers.SGD(0.01), loss_fn=keras.losses.MeanSquaredError(),
                     epochs=1, verbose=0, steps_per_execution=value)
+
+
+def test_a_reader_finds_chapter_2s_loop_in_the_helpers() -> None:
+    """Opening loops.py (and the step in steps.py) after Chapter 2 shows the same loop.
+
+    Every numbered line of Chapter 2's train step, and every line of its epoch
+    loop that runs a step, appears in ``loops``'s module docstring; the helper's
+    own step carries the same five numbered comments.
+    """
+    import inspect
+    import json
+    from pathlib import Path
+
+    from tutorial_helpers import steps
+
+    chapter = Path(__file__).resolve().parents[1] / "book" / "02_writing_the_training_loop.ipynb"
+    notebook = json.loads(chapter.read_text())
+    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    step = next(c for c in cells if c.startswith("@tf.function\ndef train_step("))
+    loop = next(c for c in cells if "for epoch in range(1, EPOCHS + 1):" in c)
+    numbered = [
+        line.strip() for line in step.splitlines() if "  # " in line and ". " in line.split("  # ")[1]
+    ]
+    assert len(numbered) == 5, numbered
+    wanted = numbered[:4] + [
+        line.strip()
+        for line in loop.splitlines()
+        if "for " in line or "_step(" in line or "reset_state" in line
+    ]
+    doc = "\n".join(line.strip() for line in loops.__doc__.splitlines())
+    missing = [line for line in wanted if line not in doc]
+    assert not missing, f"loops.py's docstring no longer shows Chapter 2's loop: {missing}"
+    source = inspect.getsource(steps.train_step_body)
+    for comment in ("# 1. forward", "# 2. loss", "# 3. backward", "# 4. update", "# 5. log"):
+        assert comment in source, f"steps.train_step_body lost Chapter 2's comment {comment!r}"

@@ -1,20 +1,43 @@
-"""Chapter 2: a hand-written Keras training loop you can trust to equal ``fit()``.
+"""Chapter 2's training loop, made reusable.
 
-The loop is the one Chapter 2 builds, made reusable:
+Chapter 2 wrote the loop in five parts, a train step and an epoch loop::
 
-* :func:`make_train_step` / :func:`make_test_step` compile one step with
-  ``tf.function``: forward pass, loss (plus the model's own losses, such as
-  weight penalties), gradients, ``optimizer.apply``, metric updates;
-* :func:`train` runs epochs over batches, resets the metrics each epoch, runs an
-  optional validation pass with ``training=False``, records a history like
-  ``fit``'s, shows Keras's own progress bar when ``verbose=1``, and stops with
-  the epoch and step when the loss stops being finite.
+    @tf.function
+    def train_step(x_batch, y_batch):
+        with tf.GradientTape() as tape:
+            y_pred = model(x_batch, training=True)  # 1. forward
+            loss = loss_fn(y_batch, y_pred)  # 2. loss
+        grads = tape.gradient(loss, model.trainable_variables)  # 3. backward
+        optimizer.apply(grads, model.trainable_variables)  # 4. update
+        train_loss.update_state(loss, sample_weight=batch_size)  # 5. log
 
-The epochs themselves run through :class:`~tutorial_helpers.epochs.EpochRunner`,
-the same machinery as Chapter 7's ``Trainer``.  Given the same initial weights,
-optimizer settings and batches (no shuffling), :func:`train` ends with the same
-weights and the same per-epoch losses as ``model.fit``, bit for bit on a CPU
-(the tests assert a difference of exactly 0).
+    for epoch in range(1, EPOCHS + 1):
+        train_loss.reset_state()
+        val_loss.reset_state()
+        for x_batch, y_batch in train_ds:
+            train_step(x_batch, y_batch)
+        for x_batch, y_batch in val_ds:
+            test_step(x_batch, y_batch)
+        history["loss"].append(float(train_loss.result()))
+
+:func:`train` below is that loop.  Its step is
+:func:`~tutorial_helpers.steps.train_step_body`, the same five parts (plus the
+model's own losses, Chapter 6, and optional clipping, Chapter 5).  Its epoch
+loop is the ``for epoch`` loop above, with two additions, each named where it
+happens:
+
+* **speed** (Chapter 9): ``steps_per_execution`` runs several steps, or a
+  whole epoch, per ``tf.function`` call, and no step's loss is read on the
+  host (:class:`~tutorial_helpers.epochs.EpochRunner`, the same machinery as
+  Chapter 7's ``Trainer``);
+* **safety** (Chapter 7): bad arguments fail before anything is compiled, with
+  the argument's name, and a loss that stops being finite stops the run with
+  its epoch and step.
+
+Given the same initial weights, optimizer settings and batches (no
+shuffling), :func:`train` ends with the same weights and the same per-epoch
+losses as ``model.fit``, bit for bit on a CPU (the tests assert a difference of
+exactly 0).
 """
 
 from __future__ import annotations
@@ -90,6 +113,24 @@ def _check_steps_per_execution(value: int | str, train_data: Any) -> int | str:
     return check_positive_int(value, "steps_per_execution")
 
 
+def _check_arguments(
+    model, train_data, *, optimizer, loss_fn, epochs, metrics, batch_size,
+    validation_data, verbose, steps_per_execution,
+) -> int | str:
+    """Raise a ``ValueError``/``TypeError`` naming the argument; return ``steps_per_execution``."""
+    check_positive_int(epochs, "epochs")
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
+    check_optimizer(optimizer)
+    check_loss_fn(loss_fn)
+    check_metrics(metrics)
+    steps_per_execution = _check_steps_per_execution(steps_per_execution, train_data)
+    check_data_for_model(model, train_data, loss_fn, batch_size)
+    if validation_data is not None:
+        check_data_for_model(model, validation_data, loss_fn, batch_size, name="validation_data")
+    return steps_per_execution
+
+
 def train(
     model: keras.Model,
     train_data: Any,
@@ -137,41 +178,46 @@ def train(
     became NaN or infinite (checked at the end of the epoch, inside which the
     compiled code remembers the first bad step).
     """
-    epochs = check_positive_int(epochs, "epochs")
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
-    check_optimizer(optimizer)
-    check_loss_fn(loss_fn)
-    metrics = check_metrics(metrics)
-    steps_per_execution = _check_steps_per_execution(steps_per_execution, train_data)
-    check_data_for_model(model, train_data, loss_fn, batch_size)
-    if validation_data is not None:
-        check_data_for_model(model, validation_data, loss_fn, batch_size, name="validation_data")
+    # safety (Chapter 7): every argument is checked before anything is compiled
+    steps_per_execution = _check_arguments(
+        model, train_data, optimizer=optimizer, loss_fn=loss_fn, epochs=epochs,
+        metrics=metrics, batch_size=batch_size, validation_data=validation_data,
+        verbose=verbose, steps_per_execution=steps_per_execution,
+    )
+    metrics = list(metrics)
 
+    # Chapter 2's train and test steps: forward, loss, backward, update, log
     loss_tracker = keras.metrics.Mean(name="loss")
-    train_body = train_step_body(
+    train_step = train_step_body(
         model, optimizer, loss_fn, loss_tracker, metrics,
         global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue,
     )
-    runner = EpochRunner(
-        train_body, test_step_body(model, loss_fn, loss_tracker, metrics), loss_tracker, metrics,
-        train_data, batch_size, validation_data=validation_data, per_call=steps_per_execution,
+    test_step = test_step_body(model, loss_fn, loss_tracker, metrics)
+
+    # speed (Chapter 9): `steps_per_execution` steps, or a whole epoch, per compiled call
+    run = EpochRunner(
+        train_step, test_step, loss_tracker, metrics, train_data, batch_size,
+        validation_data=validation_data, per_call=steps_per_execution,
     )
+
+    # Chapter 2's epoch loop
     names = [m.name for m in metrics]
     history: History = {}
     for epoch in range(1, epochs + 1):
         progbar = None
         if verbose:
             print(f"Epoch {epoch}/{epochs}")
-            progbar = keras.utils.Progbar(runner.steps, stateful_metrics=["loss", *names])
+            progbar = keras.utils.Progbar(run.steps, stateful_metrics=["loss", *names])
         show = None if progbar is None else (  # Progbar reads the tensors only when it redraws
             lambda done, bar=progbar: bar.update(done, metric_tensors(loss_tracker, metrics))
         )
-        logs = runner.train_epoch(epoch, after_call=show)
-        if validation_data is not None:
-            logs.update({f"val_{k}": v for k, v in runner.validate(epoch).items()})
+        # reset the metrics, every training batch through train_step; safety
+        # (Chapter 7): a NaN or infinite loss raises with its epoch and step
+        logs = run.train_epoch(epoch, after_call=show)
+        if validation_data is not None:  # every validation batch through test_step
+            logs.update({f"val_{k}": v for k, v in run.validate(epoch).items()})
         if progbar is not None:
-            progbar.update(runner.steps_done, list(logs.items()), finalize=True)
+            progbar.update(run.steps_done, list(logs.items()), finalize=True)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
     return history

@@ -68,20 +68,20 @@ def train_step_body(
     # check the settings now, not at the first step
     clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue)
 
-    def train_step(x, y, sample_weight=None):
+    def train_step(x, y, sample_weight=None):  # Chapter 2's train step
         with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = total_loss(model, loss_fn, y, y_pred, sample_weight)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        if gradient_norm_tracker is not None:
+            y_pred = model(x, training=True)  # 1. forward
+            loss = total_loss(model, loss_fn, y, y_pred, sample_weight)  # 2. loss (+ penalties, Ch. 6)
+        gradients = tape.gradient(loss, model.trainable_variables)  # 3. backward
+        if gradient_norm_tracker is not None:  # instruments (Chapter 11)
             gradient_norm_tracker.update_state(global_norm(gradients))
         if gradient_observer is not None:
             gradient_observer(gradients)
-        gradients = clip_gradients(
+        gradients = clip_gradients(  # Chapter 5; does nothing unless a clip is set
             gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue
         )
-        optimizer.apply(gradients, model.trainable_variables)
-        # the tracker reports the global mean: undo the 1/N replica scaling
+        optimizer.apply(gradients, model.trainable_variables)  # 4. update
+        # 5. log; the tracker reports the global mean: undo the 1/N replica scaling (Chapter 10)
         loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(x)[0])
         for metric in metrics:
             metric.update_state(y, y_pred, sample_weight=sample_weight)
