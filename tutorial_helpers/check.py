@@ -365,7 +365,7 @@ def epoch_pipeline(your_make_pipeline: Callable) -> bool:
 
 
 def recall_metric(your_metric_class: type) -> bool:
-    """Chapter 13: ``your_metric_class()`` is a ``keras.metrics.Metric`` computing weighted binary recall.
+    """Chapter 3: ``your_metric_class()`` is a ``keras.metrics.Metric`` computing weighted binary recall.
 
     Checked against scikit-learn's ``recall_score`` over several batches with
     sample weights, and after ``reset_state``.
@@ -400,5 +400,5 @@ def recall_metric(your_metric_class: type) -> bool:
     return _run("recall_metric", body)
 
 
-# Chapter 14's checkers live in their own module; imported last, as they use the helpers above.
+# Chapter 15's checkers live in their own module; imported last, as they use the helpers above.
 from tutorial_helpers.check_classifier import per_class_recall  # noqa: E402, F401
