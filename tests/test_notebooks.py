@@ -237,7 +237,7 @@ EXPECTED_IGNORED_CELLS = {
     "04_losses.ipynb": [(23, "chaotic")],
     "08_gan.ipynb": [(6, "chaotic"), (14, "chaotic")],
     "09_the_speed_ladder.ipynb": [(13, "timing"), (22, "timing"), (24, "timing")],
-    "12_input_pipelines.ipynb": [(6, "timing"), (7, "timing")],
+    "12_input_pipelines.ipynb": [(7, "timing"), (8, "timing")],
     "13_metrics_precision_and_saving.ipynb": [(18, "timing"), (27, "chaotic")],
 }
 
