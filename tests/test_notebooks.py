@@ -82,7 +82,9 @@ def test_notebook_is_saved_executed_in_order_and_clean(path: Path) -> None:
             for what, pattern in NOISE.items():
                 match = pattern.search(_text(out))
                 assert not match, f"cell {i} output holds {what}: {match.group(0)!r}"
-    assert with_output >= len(cells) // 2, "most code cells have no saved output"
+    # a chapter that defines before it imports has cells without output, but a
+    # notebook whose outputs were cleared has none at all
+    assert with_output >= len(cells) // 4, "most code cells have no saved output"
 
 
 IGNORE_TAG = "nbval-ignore-output"
