@@ -240,7 +240,7 @@ EXPECTED_IGNORED_CELLS = {
     "08_gan.ipynb": [(6, "chaotic"), (14, "chaotic")],
     "09_the_speed_ladder.ipynb": [(13, "timing")],
     "12_input_pipelines.ipynb": [(7, "timing"), (8, "timing")],
-    "13_mixed_precision_and_accumulation.ipynb": [(11, "timing")],
+    "13_mixed_precision_and_accumulation.ipynb": [(12, "timing")],
     "14_weight_decay_and_saving.ipynb": [(8, "chaotic")],
     "appendix_how_the_helpers_are_built.ipynb": [(20, "timing"), (22, "timing")],
 }
