@@ -1,4 +1,4 @@
-"""The speed ladder of Chapter 9 at the sizes readers train, next to this machine's matmul peak.
+"""The speed ladder of Chapter 10 at the sizes readers train, next to this machine's matmul peak.
 
 Run from the repository root:
 
@@ -7,11 +7,11 @@ Run from the repository root:
 
 Workloads (batches of 32, Adam, no shuffling, so every rung sees the same batches):
 
-* ``toy``  - the 3-10-1 MLP of Chapters 2 and 9 on 1,000 samples (regression);
+* ``toy``  - the 3-10-1 MLP of Chapters 2 and 10 on 1,000 samples (regression);
 * ``mid``  - a 20-64-1 MLP on 20,000 samples (regression);
 * ``big``  - a 784-256-256-10 MLP on 20,000 samples (10-class softmax), the
   size of an MNIST classifier;
-* ``gan``  - the Chapter 8 GAN step (two networks, two optimizers) on the
+* ``gan``  - the Chapter 9 GAN step (two networks, two optimizers) on the
   1,797 digit images, batches of 64.
 
 Rungs: ``model.fit`` with one step per call and with ``steps_per_execution=32``,
@@ -187,7 +187,7 @@ def mlp_rungs(w: Workload) -> dict[str, Callable[[int], keras.Model]]:
 
 
 def gan_workload() -> tuple[Workload, dict[str, Callable[[int], keras.Model]]]:
-    """The Chapter 8 GAN: its ``fit()`` against its ``train_step`` run by the book's feed."""
+    """The Chapter 9 GAN: its ``fit()`` against its ``train_step`` run by the book's feed."""
     images, labels = data.load_digit_images()
     labels = labels.reshape(-1, 1).astype(np.float32)
 
@@ -200,7 +200,7 @@ def gan_workload() -> tuple[Workload, dict[str, Callable[[int], keras.Model]]]:
                       steps_per_execution=steps_per_execution)
         return model
 
-    w = Workload("GAN step (Chapter 8), 1,797 images", images, labels, build,
+    w = Workload("GAN step (Chapter 9), 1,797 images", images, labels, build,
                  lambda: keras.losses.BinaryCrossentropy(from_logits=True), batch_size=64, epochs=5)
 
     def fit(steps_per_execution: int) -> Callable[[int], keras.Model]:

@@ -1,7 +1,7 @@
 """Run every notebook as other readers' machines would, and name each cell that does not reproduce.
 
     python tests/run_variants.py                 # the default variants, every notebook in book/
-    python tests/run_variants.py --variants noise7,avx2+threads1 book/06_regularization.ipynb
+    python tests/run_variants.py --variants noise7,avx2+threads1 book/07_regularization.ipynb
 
 A float32 matmul's last bits depend on the order in which it sums its
 products, and that order depends on the reader's CPU: its instruction set, its

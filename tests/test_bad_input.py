@@ -224,7 +224,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "GAN.compile\\(\\) needs loss_fn, a loss object"),
     ("judge, labels of the wrong length", lambda: gan.DigitJudge(np.zeros((50, 8, 8, 1)), np.zeros(49)),
      ValueError, r"labels must have shape \(50,\)"),
-    # Chapter 12: input pipelines
+    # Chapter 13: input pipelines
     ("slow_read(latency=-1)", lambda: pipelines.slow_read(-1.0), ValueError, "latency must be"),
     ("pipeline, x and y of other lengths", lambda: pipelines.naive_pipeline(X, Y[:5], 8, 0.0), ValueError,
      "x and y must have the same length"),
@@ -242,7 +242,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "step must be callable"),
     ("time_input on an empty dataset", lambda: pipelines.time_input(dataset().take(0), lambda x, y: 0),
      ValueError, "gave no batches"),
-    # Chapters 3, 13, 14: metric, mixed precision, accumulation, saving
+    # Chapters 4, 14, 15: metric, mixed precision, accumulation, saving
     ("BinaryF1(threshold=1.5)", lambda: BinaryF1(threshold=1.5), ValueError, "threshold must be"),
     ("BinaryF1(threshold='half')", lambda: BinaryF1(threshold="half"), TypeError, "threshold must be"),
     ("BinaryF1(from_logits='yes')", lambda: BinaryF1(from_logits="yes"), TypeError,
@@ -269,7 +269,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "mean and std must have the same length"),
     ("predict_in_new_process, not an export", lambda: predict_in_new_process(Path("/nonexistent"), X),
      FileNotFoundError, "holds no SavedModel"),
-    # -------------------------------------------------------------- Chapter 15
+    # -------------------------------------------------------------- Chapter 16
     ("load_digit_splits(test_fraction=0)", lambda: digits.load_digit_splits(test_fraction=0.0), ValueError,
      r"test_fraction must be a number in \(0, 1\)"),
     ("load_digit_splits, nothing left to train", lambda: digits.load_digit_splits(0.6, 0.4), ValueError,

@@ -1,4 +1,4 @@
-"""Chapter 3's train_step overrides: they train exactly like plain fit(), and weigh samples right."""
+"""Chapter 4's train_step overrides: they train exactly like plain fit(), and weigh samples right."""
 
 from __future__ import annotations
 

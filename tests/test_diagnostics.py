@@ -1,4 +1,4 @@
-"""Chapter 11's instruments: gradient norms per layer, shape checks, standardization."""
+"""Chapter 12's instruments: gradient norms per layer, shape checks, standardization."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 15: the digit splits, the CNN trained by the loop equal to fit, the confusion matrix, names."""
+"""Chapter 16: the digit splits, the CNN trained by the loop equal to fit, the confusion matrix, names."""
 
 from __future__ import annotations
 

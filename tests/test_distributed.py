@@ -1,4 +1,4 @@
-"""Chapter 10: the helper loop under MirroredStrategy and MultiWorkerMirroredStrategy.
+"""Chapter 11: the helper loop under MirroredStrategy and MultiWorkerMirroredStrategy.
 
 Splitting the CPU into logical devices must happen before TensorFlow runs any
 operation, and the multi-worker run needs separate processes, so these tests

@@ -1,4 +1,4 @@
-"""Chapter 9: the feeds behind the helper loops, and the host reads they (do not) make."""
+"""Chapter 10: the feeds behind the helper loops, and the host reads they (do not) make."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 8's GAN: each half of the step updates only its own network, and training beats noise."""
+"""Chapter 9's GAN: each half of the step updates only its own network, and training beats noise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Clipping keeps the promised norms; every optimizer of Chapter 5 makes progress."""
+"""Clipping keeps the promised norms; every optimizer of Chapter 6 makes progress."""
 
 from __future__ import annotations
 

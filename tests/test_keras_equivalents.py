@@ -4,7 +4,7 @@
   the same stopping epoch and restored weights on the same sequence of values,
   and in a real run next to ``fit()``; where the two differ (a run that ends
   without stopping, a value that is NaN from the first epoch) the test pins the
-  difference Chapter 7 describes.
+  difference Chapter 8 describes.
 - ``summaries.read_scalars`` against TensorBoard's own event reader
   (``EventAccumulator``) on the same log folders.
 - ``metrics.BinaryF1`` against ``keras.metrics.F1Score``.
@@ -93,7 +93,7 @@ def test_early_stopper_stops_and_restores_like_keras_early_stopping() -> None:
 
 def test_a_run_that_never_stops_is_where_the_two_differ() -> None:
     """Keras restores the best weights at the end of training even without stopping; EarlyStopper
-    restores only when it stops, so the Trainer keeps the last epoch's (Chapter 7 says so)."""
+    restores only when it stops, so the Trainer keeps the last epoch's (Chapter 8 says so)."""
     values = [1.0, 0.5, 0.6, 0.7]  # best at epoch 1, patience 3 never runs out
     assert drive_keras(values, 3, 0.0, "min") == (None, 1.0, 4)
     assert drive_book(values, 3, 0.0, "min") == (None, 3.0, 4)
@@ -187,7 +187,7 @@ def test_binary_f1_equals_keras_f1_score(threshold) -> None:
 def test_the_loops_nan_stop_names_the_batch_where_terminate_on_nan_stops_fit(regression) -> None:
     """``loops.train`` raises naming the step at which the loss became NaN; ``fit()`` with
     ``keras.callbacks.TerminateOnNaN`` stops after that same batch (and returns quietly, with
-    the NaN weights of that step in the model: the difference Chapter 11 explains)."""
+    the NaN weights of that step in the model: the difference Chapter 12 explains)."""
     (x, y), _ = regression
     y_bad = y.copy()
     y_bad[100] = np.nan  # the 4th batch of 32 (samples 96..127)

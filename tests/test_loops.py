@@ -179,7 +179,7 @@ def test_evaluate_matches_model_evaluate(regression) -> None:
     assert got == pytest.approx(expected, rel=1e-6)
 
 
-# ------------------------------------------------------------------ Chapter 9
+# ------------------------------------------------------------------ Chapter 10
 @pytest.mark.parametrize("steps_per_execution", [1, 3, 8, 32, "epoch"])
 def test_every_execution_mode_reaches_the_same_weights(regression, steps_per_execution) -> None:
     (x, y), (x_val, y_val) = regression

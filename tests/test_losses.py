@@ -1,4 +1,4 @@
-"""Chapter 4's custom losses against NumPy references and their limiting cases."""
+"""Chapter 5's custom losses against NumPy references and their limiting cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Chapter 7 trainer: early stopping, exact resume, callbacks in fit()'s order, TensorBoard."""
+"""The Chapter 8 trainer: early stopping, exact resume, callbacks in fit()'s order, TensorBoard."""
 
 from __future__ import annotations
 
@@ -349,14 +349,14 @@ def test_trainer_rejects_bad_arguments(regression) -> None:
         make_trainer(build()).fit(dataset, epochs=1, shuffle_seed=1)
 
 
-# ------------------------------------------------------------ Chapter 7's loop, written out
+# ------------------------------------------------------------ Chapter 8's loop, written out
 def chapter_7_loop():
-    """``train_with_callbacks`` exactly as Chapter 7 writes it, executed from the notebook."""
+    """``train_with_callbacks`` exactly as Chapter 8 writes it, executed from the notebook."""
     import json
 
     import tensorflow as tf
 
-    notebook = Path(__file__).resolve().parents[1] / "book" / "07_a_trainer_you_can_trust.ipynb"
+    notebook = Path(__file__).resolve().parents[1] / "book" / "08_a_trainer_you_can_trust.ipynb"
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     source = next("".join(c["source"]) for c in cells
                   if c["cell_type"] == "code" and "def train_with_callbacks(" in "".join(c["source"]))

@@ -1,4 +1,4 @@
-"""Chapter 13: gradient accumulation, a large effective batch in small pieces.
+"""Chapter 14: gradient accumulation, a large effective batch in small pieces.
 
 When one batch of ``N * b`` samples does not fit in memory, run ``N``
 micro-batches of ``b``, add up their gradients, and apply the *mean* once.

@@ -1,4 +1,4 @@
-"""Chapter 7: small Keras callbacks that work with ``fit()`` and with the custom trainer alike,
+"""Chapter 8: small Keras callbacks that work with ``fit()`` and with the custom trainer alike,
 and the checks a custom loop makes on the callbacks it is given."""
 
 from __future__ import annotations

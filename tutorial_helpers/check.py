@@ -134,7 +134,7 @@ def training_epoch(your_epoch: Callable) -> bool:
 
 
 def custom_train_step(your_model_class: type) -> bool:
-    """Chapters 3 and the appendix: a ``keras.Model`` subclass whose ``train_step`` trains like ``fit``'s.
+    """Chapters 4 and the appendix: a ``keras.Model`` subclass whose ``train_step`` trains like ``fit``'s.
 
     The class is built functionally (``YourModel(inputs, outputs)``), compiled with
     a loss and an ``"mae"`` metric, and must end with the same weights and history.
@@ -172,7 +172,7 @@ def custom_train_step(your_model_class: type) -> bool:
 
 
 def focal_loss(your_fn: Callable) -> bool:
-    """Chapter 4: ``your_fn(y_true, p)`` is the binary focal loss (alpha 0.25, gamma 2) on probabilities."""
+    """Chapter 5: ``your_fn(y_true, p)`` is the binary focal loss (alpha 0.25, gamma 2) on probabilities."""
 
     def body() -> str | None:
         rng = np.random.default_rng(0)
@@ -191,7 +191,7 @@ def focal_loss(your_fn: Callable) -> bool:
 
 
 def global_clipping(your_fn: Callable) -> bool:
-    """Chapter 5: ``your_fn(gradients, clip_norm)`` clips a list of tensors by their global norm."""
+    """Chapter 6: ``your_fn(gradients, clip_norm)`` clips a list of tensors by their global norm."""
 
     def body() -> str | None:
         grads = [tf.constant([[3.0, 4.0]]), tf.constant([12.0])]
@@ -209,7 +209,7 @@ def global_clipping(your_fn: Callable) -> bool:
 
 
 def loss_with_penalties(your_fn: Callable) -> bool:
-    """Chapter 6: ``your_fn(model, y_true, y_pred)`` returns the MSE plus the model's penalties."""
+    """Chapter 7: ``your_fn(model, y_true, y_pred)`` returns the MSE plus the model's penalties."""
 
     def body() -> str | None:
         x, y = data.make_regression_data(n=32, seed=0)
@@ -225,7 +225,7 @@ def loss_with_penalties(your_fn: Callable) -> bool:
 
 
 def early_stopping(your_fn: Callable) -> bool:
-    """Chapter 7: ``your_fn(values, patience)`` returns ``(stop_epoch or None, best_epoch)``, 0-based."""
+    """Chapter 8: ``your_fn(values, patience)`` returns ``(stop_epoch or None, best_epoch)``, 0-based."""
     cases = [
         (([5, 4, 3, 3.5, 3.2, 3.1, 2.0], 3), (5, 2)),
         (([5, 4, 3, 2, 1], 2), (None, 4)),
@@ -246,7 +246,7 @@ def early_stopping(your_fn: Callable) -> bool:
 
 
 def generator_loss(your_fn: Callable) -> bool:
-    """Chapter 8: ``your_fn(fake_logits)`` is the generator's loss: fakes labelled real, on logits."""
+    """Chapter 9: ``your_fn(fake_logits)`` is the generator's loss: fakes labelled real, on logits."""
 
     def body() -> str | None:
         logits = tf.constant(np.random.default_rng(0).normal(0, 3, (16, 1)).astype(np.float32))
@@ -261,7 +261,7 @@ def generator_loss(your_fn: Callable) -> bool:
 
 
 def epoch_batches(your_make_epoch: Callable) -> bool:
-    """Chapter 9: ``your_make_epoch(step, batch_size)`` returns ``epoch(x, y)`` calling ``step`` per batch.
+    """Chapter 10: ``your_make_epoch(step, batch_size)`` returns ``epoch(x, y)`` calling ``step`` per batch.
 
     The batches must be exactly those of ``Dataset.batch(batch_size)``,
     including the smaller last one.
@@ -292,7 +292,7 @@ def epoch_batches(your_make_epoch: Callable) -> bool:
 
 
 def replica_loss(your_fn: Callable) -> bool:
-    """Chapter 10: ``your_fn(per_example_losses, global_batch_size)`` is one replica's share of the loss."""
+    """Chapter 11: ``your_fn(per_example_losses, global_batch_size)`` is one replica's share of the loss."""
 
     def body() -> str | None:
         per_example = tf.constant([1.0, 2.0, 3.0, 6.0])
@@ -306,7 +306,7 @@ def replica_loss(your_fn: Callable) -> bool:
 
 
 def shape_safe_loss(your_fn: Callable) -> bool:
-    """Chapter 11: ``your_fn(y_true, y_pred)`` is the MSE, and raises ``ValueError`` on mismatched shapes."""
+    """Chapter 12: ``your_fn(y_true, y_pred)`` is the MSE, and raises ``ValueError`` on mismatched shapes."""
 
     def body() -> str | None:
         y = tf.constant([[1.0], [2.0], [4.0]])
@@ -326,7 +326,7 @@ def shape_safe_loss(your_fn: Callable) -> bool:
 
 
 def epoch_pipeline(your_make_pipeline: Callable) -> bool:
-    """Chapter 12: ``your_make_pipeline(x, y, batch_size, seed)`` gives shuffled batches of ``(x, y)``.
+    """Chapter 13: ``your_make_pipeline(x, y, batch_size, seed)`` gives shuffled batches of ``(x, y)``.
 
     Every sample once per epoch, in batches of ``batch_size`` (the last may
     be smaller), a new order each epoch, and the same orders when the
@@ -365,7 +365,7 @@ def epoch_pipeline(your_make_pipeline: Callable) -> bool:
 
 
 def recall_metric(your_metric_class: type) -> bool:
-    """Chapter 3: ``your_metric_class()`` is a ``keras.metrics.Metric`` computing weighted binary recall.
+    """Chapter 4: ``your_metric_class()`` is a ``keras.metrics.Metric`` computing weighted binary recall.
 
     Checked against scikit-learn's ``recall_score`` over several batches with
     sample weights, and after ``reset_state``.
@@ -400,5 +400,5 @@ def recall_metric(your_metric_class: type) -> bool:
     return _run("recall_metric", body)
 
 
-# Chapter 15's checkers live in their own module; imported last, as they use the helpers above.
+# Chapter 16's checkers live in their own module; imported last, as they use the helpers above.
 from tutorial_helpers.check_classifier import per_class_recall  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""Checkers for Chapter 15's exercises (kept apart so that ``check.py`` stays small)."""
+"""Checkers for Chapter 16's exercises (kept apart so that ``check.py`` stays small)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tutorial_helpers.check import _array, _run, _yours
 
 
 def per_class_recall(your_fn: Callable) -> bool:
-    """Chapter 15: ``your_fn(y_true, y_pred, num_classes)`` -> the recall of each class.
+    """Chapter 16: ``your_fn(y_true, y_pred, num_classes)`` -> the recall of each class.
 
     Recall of class c: of the samples whose true class is c, the share
     predicted as c.  A class that never occurs has recall 0 (scikit-learn's

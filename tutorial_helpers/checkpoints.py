@@ -1,4 +1,4 @@
-"""Chapter 7: the trainer's checkpoint folder, and what keeps two runs from mixing in it.
+"""Chapter 8: the trainer's checkpoint folder, and what keeps two runs from mixing in it.
 
 A ``checkpoint_dir`` holds, beside ``tf.train.CheckpointManager``'s numbered
 checkpoints, a ``run.json`` file with the run's *fingerprint*: everything

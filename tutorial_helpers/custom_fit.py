@@ -1,4 +1,4 @@
-"""Chapter 3: models that customize what ``fit()`` does by overriding ``train_step``.
+"""Chapter 4: models that customize what ``fit()`` does by overriding ``train_step``.
 
 Two patterns, both driven by plain ``fit()`` / ``evaluate()`` so that callbacks,
 progress bars, ``validation_data``, ``sample_weight`` and ``class_weight`` keep

@@ -1,4 +1,4 @@
-"""Chapter 7: a seeded ``tf.data`` shuffle, put back where a resumed run needs it.
+"""Chapter 8: a seeded ``tf.data`` shuffle, put back where a resumed run needs it.
 
 ``ds.shuffle(n, seed=s)`` draws a new order each time an iterator is made
 over ``ds`` (``reshuffle_each_iteration=True``, the default): epoch ``k``

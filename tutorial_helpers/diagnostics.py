@@ -1,4 +1,4 @@
-"""Chapter 11: instruments for debugging a training loop."""
+"""Chapter 12: instruments for debugging a training loop."""
 
 from __future__ import annotations
 

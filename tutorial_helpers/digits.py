@@ -1,4 +1,4 @@
-"""Chapter 15: a digit classifier end to end: the splits, a small CNN, a confusion matrix, class names."""
+"""Chapter 16: a digit classifier end to end: the splits, a small CNN, a confusion matrix, class names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 7: early stopping with patience, keeping the best weights in memory."""
+"""Chapter 8: early stopping with patience, keeping the best weights in memory."""
 
 from __future__ import annotations
 

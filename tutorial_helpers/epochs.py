@@ -1,7 +1,7 @@
 """One epoch of training and one validation pass: the machinery every loop in the book shares.
 
 :func:`loops.train <tutorial_helpers.loops.train>` (Chapter 2) and
-:class:`~tutorial_helpers.trainer.Trainer` (Chapter 7) run their epochs through
+:class:`~tutorial_helpers.trainer.Trainer` (Chapter 8) run their epochs through
 the same :class:`EpochRunner`, so they batch the data, reset and read the
 metrics, notice a non-finite loss and validate in exactly the same way; they
 differ only in what they do *between* epochs (progress bar; callbacks,

@@ -1,4 +1,4 @@
-"""Chapter 9: feeding a compiled step without making the host wait.
+"""Chapter 10: feeding a compiled step without making the host wait.
 
 A loop that turns every step's loss into a Python float (``float(loss)``, to
 check that it is finite) makes the host wait for the device at every step: on

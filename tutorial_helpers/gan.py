@@ -1,4 +1,4 @@
-"""Chapter 8: a GAN for 8x8 digits, trained by ``fit()`` through a custom ``train_step``.
+"""Chapter 9: a GAN for 8x8 digits, trained by ``fit()`` through a custom ``train_step``.
 
 :class:`GAN` overrides ``compile()`` (two optimizers and one loss) and
 ``train_step()``.  The step is split in two methods, :meth:`GAN.discriminator_step`

@@ -1,4 +1,4 @@
-"""Chapter 5: measuring and clipping gradients."""
+"""Chapter 6: measuring and clipping gradients."""
 
 from __future__ import annotations
 

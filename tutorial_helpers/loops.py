@@ -22,15 +22,15 @@ Chapter 2 wrote the loop in five parts, a train step and an epoch loop::
 
 :func:`train` below is that loop.  Its step is
 :func:`~tutorial_helpers.steps.train_step_body`, the same five parts (plus the
-model's own losses, Chapter 6, and optional clipping, Chapter 5).  Its epoch
+model's own losses, Chapter 7, and optional clipping, Chapter 6).  Its epoch
 loop is the ``for epoch`` loop above, with two additions, each named where it
 happens:
 
-* **speed** (Chapter 9): ``steps_per_execution`` runs several steps, or a
+* **speed** (Chapter 10): ``steps_per_execution`` runs several steps, or a
   whole epoch, per ``tf.function`` call, and no step's loss is read on the
   host (:class:`~tutorial_helpers.epochs.EpochRunner`, the same machinery as
-  Chapter 7's ``Trainer``);
-* **safety** (Chapter 7): bad arguments fail before anything is compiled, with
+  Chapter 8's ``Trainer``);
+* **safety** (Chapter 8): bad arguments fail before anything is compiled, with
   the argument's name, and a loss that stops being finite stops the run with
   its epoch and step.
 
@@ -161,7 +161,7 @@ def train(
     to ``[-clipvalue, clipvalue]`` (at most one of them; the optimizer's own
     ``clipvalue`` and ``clipnorm`` do the same computation).
 
-    ``steps_per_execution=N`` runs N steps per ``tf.function`` call (Chapter 9);
+    ``steps_per_execution=N`` runs N steps per ``tf.function`` call (Chapter 10);
     ``"epoch"`` runs a whole epoch per call over in-memory tensors (arrays only),
     the fastest option on a CPU.  The batches, and so the results, are the same.
     In-memory arrays are cut into batches inside the compiled function, and no
@@ -169,7 +169,7 @@ def train(
     (and the progress bar, with ``verbose=1``, when it redraws).
 
     Called inside ``strategy.scope()`` of a ``tf.distribute`` strategy, the
-    same loop splits every batch across the replicas (Chapter 10); use batch
+    same loop splits every batch across the replicas (Chapter 11); use batch
     sizes divisible by the number of replicas for exact averages.
 
     Returns ``{"loss": [...], "<metric>": [...], "val_loss": [...], ...}``, one
@@ -178,7 +178,7 @@ def train(
     became NaN or infinite (checked at the end of the epoch, inside which the
     compiled code remembers the first bad step).
     """
-    # safety (Chapter 7): every argument is checked before anything is compiled
+    # safety (Chapter 8): every argument is checked before anything is compiled
     steps_per_execution = _check_arguments(
         model, train_data, optimizer=optimizer, loss_fn=loss_fn, epochs=epochs,
         metrics=metrics, batch_size=batch_size, validation_data=validation_data,
@@ -194,7 +194,7 @@ def train(
     )
     test_step = test_step_body(model, loss_fn, loss_tracker, metrics)
 
-    # speed (Chapter 9): `steps_per_execution` steps, or a whole epoch, per compiled call
+    # speed (Chapter 10): `steps_per_execution` steps, or a whole epoch, per compiled call
     run = EpochRunner(
         train_step, test_step, loss_tracker, metrics, train_data, batch_size,
         validation_data=validation_data, per_call=steps_per_execution,
@@ -212,7 +212,7 @@ def train(
             lambda done, bar=progbar: bar.update(done, metric_tensors(loss_tracker, metrics))
         )
         # reset the metrics, every training batch through train_step; safety
-        # (Chapter 7): a NaN or infinite loss raises with its epoch and step
+        # (Chapter 8): a NaN or infinite loss raises with its epoch and step
         logs = run.train_epoch(epoch, after_call=show)
         if validation_data is not None:  # every validation batch through test_step
             logs.update({f"val_{k}": v for k, v in run.validate(epoch).items()})

@@ -1,4 +1,4 @@
-"""Chapter 4: custom losses as serializable ``keras.losses.Loss`` subclasses.
+"""Chapter 5: custom losses as serializable ``keras.losses.Loss`` subclasses.
 
 Both work in ``compile()`` and in the hand-written loop of ``tutorial_helpers.loops``
 (``loss_fn(y_true, y_pred, sample_weight=...)``), and survive

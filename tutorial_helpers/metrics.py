@@ -1,4 +1,4 @@
-"""Chapter 3: a stateful Keras metric of your own, the way a custom loop needs it.
+"""Chapter 4: a stateful Keras metric of your own, the way a custom loop needs it.
 
 A ``keras.metrics.Metric`` keeps *state* across batches (``update_state``),
 turns it into a number on demand (``result``) and forgets it between epochs

@@ -1,4 +1,4 @@
-"""Chapter 13: mixed precision in a custom loop, with the loss scaling written out.
+"""Chapter 14: mixed precision in a custom loop, with the loss scaling written out.
 
 Under the ``"mixed_float16"`` policy, layers compute in float16 and keep their
 weights in float32.  float16 cannot hold numbers below about ``6e-8``, so small

@@ -28,7 +28,7 @@ def make_mlp(
     Batch normalization goes between the linear layer and the activation (so the
     Dense layers before it need no bias); dropout after the activation.
     ``kernel_initializer`` and ``activation`` (default Glorot and ReLU) apply to
-    every hidden layer; Chapter 11 uses them to make gradients explode or vanish.
+    every hidden layer; Chapter 12 uses them to make gradients explode or vanish.
     ``kernel_regularizer`` (e.g. ``keras.regularizers.L2(1e-3)``) applies to every
     Dense kernel, and its penalties appear in ``model.losses``.  With ``seed``,
     the initial weights depend only on it.

@@ -1,4 +1,4 @@
-"""Chapter 7: a training monitor that records the vital signs of a run and plots them."""
+"""Chapter 8: a training monitor that records the vital signs of a run and plots them."""
 
 from __future__ import annotations
 

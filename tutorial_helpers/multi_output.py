@@ -1,4 +1,4 @@
-"""Chapter 15: a model with several outputs and losses, trained by a custom loop as fit() trains it."""
+"""Chapter 16: a model with several outputs and losses, trained by a custom loop as fit() trains it."""
 
 from __future__ import annotations
 

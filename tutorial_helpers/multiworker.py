@@ -1,4 +1,4 @@
-"""Chapter 10: the same training loop on several worker processes (``MultiWorkerMirroredStrategy``).
+"""Chapter 11: the same training loop on several worker processes (``MultiWorkerMirroredStrategy``).
 
 Run as a module, this file is one worker::
 

@@ -1,4 +1,4 @@
-"""Chapter 5: running optimizers on a test function, to compare how they move."""
+"""Chapter 6: running optimizers on a test function, to compare how they move."""
 
 from __future__ import annotations
 

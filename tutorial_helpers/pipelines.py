@@ -1,4 +1,4 @@
-"""Chapter 12: ``tf.data`` input pipelines for a custom loop, and seeing whether the loop waits.
+"""Chapter 13: ``tf.data`` input pipelines for a custom loop, and seeing whether the loop waits.
 
 A training step can only run as fast as its batches arrive.  When reading or
 decoding a sample costs time (a file on disk, a JPEG to decode), a pipeline
@@ -94,7 +94,7 @@ def tuned_pipeline(
     order although the reads overlap.  Under op determinism (the book's
     default), TensorFlow runs a Python read such as :func:`slow_read` one call
     at a time and without prefetching, whatever ``parallel_reads`` says: then
-    only the cache saves time (Chapter 12 measures it).
+    only the cache saves time (Chapter 13 measures it).
     """
     if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
         raise TypeError(f"shuffle_seed must be an int or None, got {type(shuffle_seed).__name__}")

@@ -103,7 +103,7 @@ def device_description() -> str:
 def cpu_only_environment() -> dict[str, str]:
     """A copy of this process's environment that hides every GPU.
 
-    For child processes that must run on the CPU, such as Chapter 10's worker
+    For child processes that must run on the CPU, such as Chapter 11's worker
     processes: on a GPU machine they would otherwise all open the same GPUs.
     """
     env = dict(os.environ)
@@ -211,7 +211,7 @@ def prepare_notebook(seed: int = DEFAULT_SEED, cpu_devices: int = 1, tf32: bool 
     (which may differ, and explain different last digits; on a GPU the line
     names it and says whether TF32 matmuls are on).
     ``cpu_devices=2`` splits the CPU into two logical devices first, so that a
-    distribution strategy has two replicas on any laptop (Chapter 10).
+    distribution strategy has two replicas on any laptop (Chapter 11).
 
     ``tf32`` keeps TensorFlow's default on a GPU: float32 matmuls and
     convolutions in TF32 (inputs rounded to 10 mantissa bits) on Ampere and

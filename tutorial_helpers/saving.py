@@ -1,4 +1,4 @@
-"""Chapter 14: saving a model after a custom loop, and loading it where the Python code is gone.
+"""Chapter 15: saving a model after a custom loop, and loading it where the Python code is gone.
 
 Three formats, three purposes:
 

@@ -1,4 +1,4 @@
-"""Chapter 5: a linear-warmup + cosine-decay learning-rate schedule."""
+"""Chapter 6: a linear-warmup + cosine-decay learning-rate schedule."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ losses), gradients, optional clipping, ``optimizer.apply``, metric updates.
 :func:`make_train_step` and :func:`make_test_step` compile a body into one
 step per ``tf.function`` call (Chapter 2); :mod:`tutorial_helpers.feeds`
 compiles it into N steps per call, fed from in-memory arrays or an iterator
-inside the graph (Chapter 9).
+inside the graph (Chapter 10).
 
-Under a ``tf.distribute`` strategy (Chapter 10) each body runs on every replica
+Under a ``tf.distribute`` strategy (Chapter 11) each body runs on every replica
 through ``strategy.run`` and the returned loss is summed across replicas.  Keras
 losses with the default reduction already divide by the number of replicas, so
 that sum is the global mean; the model's own losses (weight penalties) are
@@ -63,7 +63,7 @@ def train_step_body(
 
     ``gradient_observer(gradients)``, if given, sees the gradients (one per
     trainable variable, before clipping) inside the step, for instruments such
-    as Chapter 11's per-layer gradient norms.
+    as Chapter 12's per-layer gradient norms.
     """
     # check the settings now, not at the first step
     clip_gradients([], global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue)
@@ -71,17 +71,17 @@ def train_step_body(
     def train_step(x, y, sample_weight=None):  # Chapter 2's train step
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)  # 1. forward
-            loss = total_loss(model, loss_fn, y, y_pred, sample_weight)  # 2. loss (+ penalties, Ch. 6)
+            loss = total_loss(model, loss_fn, y, y_pred, sample_weight)  # 2. loss (+ penalties, Ch. 7)
         gradients = tape.gradient(loss, model.trainable_variables)  # 3. backward
-        if gradient_norm_tracker is not None:  # instruments (Chapter 11)
+        if gradient_norm_tracker is not None:  # instruments (Chapter 12)
             gradient_norm_tracker.update_state(global_norm(gradients))
         if gradient_observer is not None:
             gradient_observer(gradients)
-        gradients = clip_gradients(  # Chapter 5; does nothing unless a clip is set
+        gradients = clip_gradients(  # Chapter 6; does nothing unless a clip is set
             gradients, global_clipnorm=global_clipnorm, clipnorm=clipnorm, clipvalue=clipvalue
         )
         optimizer.apply(gradients, model.trainable_variables)  # 4. update
-        # 5. log; the tracker reports the global mean: undo the 1/N replica scaling (Chapter 10)
+        # 5. log; the tracker reports the global mean: undo the 1/N replica scaling (Chapter 11)
         loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(x)[0])
         for metric in metrics:
             metric.update_state(y, y_pred, sample_weight=sample_weight)

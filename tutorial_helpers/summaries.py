@@ -1,4 +1,4 @@
-"""Chapter 7: TensorBoard logs written with ``tf.summary``, and read back for plotting.
+"""Chapter 8: TensorBoard logs written with ``tf.summary``, and read back for plotting.
 
 View them with ``tensorboard --logdir <dir>`` (then open http://localhost:6006).
 """

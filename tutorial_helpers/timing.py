@@ -1,4 +1,4 @@
-"""Chapter 9: timing training loops fairly.
+"""Chapter 10: timing training loops fairly.
 
 A GPU runs TensorFlow's operations asynchronously: a call returns as soon as
 its work is queued on the device.  A timer stopped right after the call would

@@ -1,4 +1,4 @@
-"""Chapter 7: a trainer you can trust.
+"""Chapter 8: a trainer you can trust.
 
 :class:`Trainer` is the hand-written loop of Chapter 2 grown into what real
 training needs, each part tested:
