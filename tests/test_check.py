@@ -150,6 +150,54 @@ def per_class_precision(y_true, y_pred, num_classes):  # the typical slip: divid
     return per_class_recall(y_pred, y_true, num_classes)
 
 
+def connected_mse(w, x, y):
+    return tf.reduce_mean(tf.square(x @ w - y))
+
+
+def numpy_round_trip_mse(w, x, y):  # the exercise's broken loss: the prediction leaves the tape
+    prediction = tf.constant(np.round((x @ w).numpy(), 3))
+    return tf.reduce_mean(tf.square(prediction - y))
+
+
+@tf.custom_gradient
+def straight_through(x):
+    return tf.round(x), lambda upstream: upstream
+
+
+def nested_tape_hvp(f, w, v):
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            value = f(w)
+        product = tf.reduce_sum(inner.gradient(value, w) * v)
+    return outer.gradient(product, w)
+
+
+def gradient_not_hvp(f, w, v):
+    with tf.GradientTape() as tape:
+        value = f(w)
+    return tape.gradient(value, w)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+def tensor_array_means(xs):
+    n = tf.shape(xs)[0]
+    means = tf.TensorArray(tf.float32, size=n)
+    total = tf.constant(0.0)
+    for i in tf.range(n):
+        total += xs[i]
+        means = means.write(i, total / tf.cast(i + 1, tf.float32))
+    return means.stack()
+
+
+@tf.function
+def python_loop_means(xs):  # right values, but unrolled: a new trace for every length
+    means, total = [], 0.0
+    for i in range(xs.shape[0]):
+        total += xs[i]
+        means.append(total / (i + 1))
+    return tf.stack(means)
+
+
 CASES = [
     (check.mae_step, right_mae_step, wrong_mae_step),
     (check.training_epoch, epoch(weighted=True), epoch(weighted=False)),
@@ -171,6 +219,10 @@ CASES = [
     (check.epoch_pipeline, pipeline(cache_after_shuffle=False), pipeline(cache_after_shuffle=True)),
     (check.recall_metric, WeightedRecall, UnweightedRecall),
     (check.per_class_recall, per_class_recall, per_class_precision),
+    (check.connected_loss, connected_mse, numpy_round_trip_mse),
+    (check.straight_through_round, straight_through, tf.round),
+    (check.hessian_vector_product, nested_tape_hvp, gradient_not_hvp),
+    (check.running_means, tensor_array_means, python_loop_means),
 ]
 
 

@@ -402,3 +402,9 @@ def recall_metric(your_metric_class: type) -> bool:
 
 # Chapter 16's checkers live in their own module; imported last, as they use the helpers above.
 from tutorial_helpers.check_classifier import per_class_recall  # noqa: E402, F401
+from tutorial_helpers.check_tape import (  # noqa: E402, F401
+    connected_loss,
+    hessian_vector_product,
+    running_means,
+    straight_through_round,
+)

@@ -1,4 +1,4 @@
-"""Chapter 6: measuring and clipping gradients."""
+"""Chapter 3: gradients that never arrive; Chapter 6: measuring and clipping gradients."""
 
 from __future__ import annotations
 
@@ -8,6 +8,30 @@ import numpy as np
 import tensorflow as tf
 
 from tutorial_helpers.validation import check_positive_number
+
+
+def check_connected(gradients: Sequence[tf.Tensor | None], variables: Sequence[tf.Variable]) -> None:
+    """Raise ``ValueError`` naming every variable whose gradient is ``None``.
+
+    A ``None`` gradient means the loss does not reach the variable through the
+    tape (an integer cast, a NumPy round trip, an unused layer, a forward pass
+    outside the tape; Chapter 3).  Keras's ``optimizer.apply`` only warns and
+    skips such a variable, so a run would silently leave it untrained.  Inside
+    a ``tf.function`` the check runs while tracing: it costs nothing per step.
+    """
+    gradients, variables = list(gradients), list(variables)
+    if len(gradients) != len(variables):
+        raise ValueError(
+            f"gradients has {len(gradients)} entries but variables has {len(variables)}: "
+            "pass the same list to tape.gradient and here"
+        )
+    missing = [v.path for g, v in zip(gradients, variables, strict=True) if g is None]
+    if missing:
+        raise ValueError(
+            f"no gradient for {missing}: the loss does not reach them through the tape "
+            "(an integer cast, a NumPy round trip, an unused layer, or a forward pass "
+            "outside the tape; Chapter 3)"
+        )
 
 
 def global_norm(gradients: Sequence[tf.Tensor | None]) -> tf.Tensor:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from tutorial_helpers.gradients import clip_gradients, global_norm
+from tutorial_helpers.gradients import check_connected, clip_gradients, global_norm
 
 LossFn = Callable[..., tf.Tensor]
 
@@ -73,6 +73,7 @@ def train_step_body(
             y_pred = model(x, training=True)  # 1. forward
             loss = total_loss(model, loss_fn, y, y_pred, sample_weight)  # 2. loss (+ penalties, Ch. 7)
         gradients = tape.gradient(loss, model.trainable_variables)  # 3. backward
+        check_connected(gradients, model.trainable_variables)  # no None: Chapter 3, free when tracing
         if gradient_norm_tracker is not None:  # instruments (Chapter 12)
             gradient_norm_tracker.update_state(global_norm(gradients))
         if gradient_observer is not None:
