@@ -54,6 +54,7 @@ which variants, and the first lines of what differed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -63,6 +64,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +262,29 @@ def check_variant_is_active(variant: Variant, env: dict[str, str]) -> None:
         raise SystemExit(f"the {variant.name} variant is not in effect:\n{result.stderr[-2000:]}")
 
 
+def saved_seconds(notebook: str | Path) -> float:
+    """How long a notebook's cells took when it was last saved (their ``execution`` stamps); 0 if unknown."""
+    total = 0.0
+    try:
+        cells = json.loads((ROOT / notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    for cell in cells:
+        stamps = cell.get("metadata", {}).get("execution", {})
+        try:
+            start = datetime.fromisoformat(stamps["iopub.execute_input"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(stamps["shell.execute_reply"].replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        total += max((end - start).total_seconds(), 0.0)
+    return total
+
+
+def longest_first(notebooks: list[str]) -> list[str]:
+    """The slowest notebooks first, so that two workers finish together (pytest-xdist hands out in order)."""
+    return sorted(notebooks, key=lambda nb: -saved_seconds(nb))
+
+
 def nbval_command(variant: Variant, notebooks: list[str], workers: int, report: Path) -> list[str]:
     command = [
         sys.executable,
@@ -384,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not names:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}, noise<seed>")
     notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb"))
+    notebooks = longest_first(notebooks)
 
     by_cell: dict[tuple[str, str], dict[str, str]] = {}
     changes: dict[str, list[Failure]] = {}

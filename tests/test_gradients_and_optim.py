@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tutorial_helpers import data, loops, optim
 from tutorial_helpers.compare import max_weight_difference
-from tutorial_helpers.gradients import clip_gradients, global_norm
+from tutorial_helpers.gradients import check_connected, clip_gradients, global_norm
 
 
 @pytest.fixture
@@ -158,3 +158,43 @@ def test_conditioning_decides_between_sgd_and_adaptive_methods() -> None:
     flat_axis_left = 16.0 * (1 - 2 * 0.0009) ** 200  # closed form for the flat coordinate
     assert sgd[-1] == pytest.approx(flat_axis_left, rel=0.01)
     assert rmsprop[-1] < 0.01 * sgd[-1]
+
+
+# ------------------------------------------------------------------ Chapter 3: None gradients
+def test_check_connected_names_every_variable_without_a_gradient() -> None:
+    keras_variable = keras.Variable(1.0, name="kept")
+    raw = tf.Variable(2.0, name="raw_variable")
+    unused = keras.Variable(3.0, name="unused")
+    check_connected([tf.ones(()), tf.ones(())], [keras_variable, raw])  # all connected: no error
+    with pytest.raises(ValueError, match="unused") as caught:
+        check_connected([tf.ones(()), None, None], [keras_variable, unused, raw])
+    assert "raw_variable" in str(caught.value) and "kept" not in str(caught.value)
+    with pytest.raises(ValueError, match="gradients has 1 entries but variables has 2"):
+        check_connected([tf.ones(())], [keras_variable, raw])
+
+
+def test_the_books_loop_refuses_a_layer_the_loss_never_reaches() -> None:
+    """Keras's optimizer only warns about a None gradient; loops.train stops at the first trace."""
+
+    class TwoHeads(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.head = keras.layers.Dense(1, name="head")
+            self.unused_head = keras.layers.Dense(1, name="unused_head")
+
+        def build(self, input_shape):
+            self.head.build(input_shape)
+            self.unused_head.build(input_shape)
+
+        def call(self, x):
+            return self.head(x)
+
+    x = np.ones((8, 3), "float32")
+    model = TwoHeads()
+    model.build((None, 3))
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="unused_head/kernel"):
+        loops.train(model, (x, x[:, :1]), batch_size=4, epochs=1, verbose=0,
+                    optimizer=keras.optimizers.SGD(0.1), loss_fn=keras.losses.MeanSquaredError())
+    for w, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(w, b)  # stopped before any update

@@ -326,3 +326,59 @@ def test_a_variant_past_its_time_is_stopped_with_an_error() -> None:
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     with pytest.raises(SystemExit, match="did not finish within 1 s"):
         run_variants._run_with_deadline(sleeper, {}, 1, run_variants.VARIANTS["native"])
+
+
+def test_the_slowest_notebooks_go_first_by_their_saved_cell_times(tmp_path, monkeypatch) -> None:
+    """Two xdist workers take notebooks in order: slowest first, so neither waits alone at the end."""
+
+    def saved(name: str, seconds: list[float]) -> str:
+        cells = []
+        for s in seconds:
+            cell = nbformat.v4.new_code_cell("pass")
+            cell.metadata["execution"] = {
+                "iopub.execute_input": "2026-12-05T10:00:00.000000Z",
+                "shell.execute_reply": f"2026-12-05T10:00:{s:09.6f}Z",
+            }
+            cells.append(cell)
+        cells.append(nbformat.v4.new_markdown_cell("no timestamps"))
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / name)
+        return name
+
+    monkeypatch.setattr(run_variants, "ROOT", tmp_path)
+    quick, slow = saved("a.ipynb", [1.0, 2.0]), saved("b.ipynb", [20.0, 30.5])
+    middle = saved("c.ipynb", [12.0])
+    (tmp_path / "d.ipynb").write_text("not json")
+    assert run_variants.saved_seconds(slow) == pytest.approx(50.5)
+    assert run_variants.saved_seconds("d.ipynb") == 0.0
+    assert run_variants.longest_first([quick, "d.ipynb", slow, middle]) == [slow, middle, quick, "d.ipynb"]
+
+
+DOUBLE_BACKPROP_SCRIPT = SETUP + """
+import json
+from tutorial_helpers import wgan
+w = tf.Variable([[0.3], [-1.2], [2.0]])
+real = tf.random.stateless_normal((4, 3), seed=(1, 2))
+fake = tf.random.stateless_normal((4, 3), seed=(3, 4))
+with tf.GradientTape() as tape:
+    penalty = wgan.gradient_penalty(lambda x, training: tf.matmul(x, w), real, fake, tf.fill((4,), 0.5))
+grad = tape.gradient(penalty, w)
+print(json.dumps(None if grad is None else grad.numpy().ravel().tolist()))
+"""
+
+
+def test_under_the_noise_imitation_a_gradient_of_a_gradient_is_still_right() -> None:
+    """A tape inside a tape (WGAN-GP's penalty) must see the perturbed gradients as differentiable.
+
+    For a linear critic ``x @ w`` the penalty is ``(||w|| - 1)^2`` and its gradient
+    ``2 (||w|| - 1) w / ||w||``: the noise may move its last bits, not drop the path.
+    """
+    w = np.array([0.3, -1.2, 2.0])
+    expected = 2 * (np.linalg.norm(w) - 1) * w / np.linalg.norm(w)
+    for variant in ("native", "noise1"):
+        env = run_variants.variant_environment(run_variants.variant_named(variant))
+        result = subprocess.run([sys.executable, "-c", DOUBLE_BACKPROP_SCRIPT], env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        got = json.loads(result.stdout.splitlines()[-1])
+        assert got is not None, f"{variant}: no gradient of the penalty"
+        np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=variant)

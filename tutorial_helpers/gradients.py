@@ -25,7 +25,7 @@ def check_connected(gradients: Sequence[tf.Tensor | None], variables: Sequence[t
             f"gradients has {len(gradients)} entries but variables has {len(variables)}: "
             "pass the same list to tape.gradient and here"
         )
-    missing = [v.path for g, v in zip(gradients, variables, strict=True) if g is None]
+    missing = [getattr(v, "path", v.name) for g, v in zip(gradients, variables, strict=True) if g is None]
     if missing:
         raise ValueError(
             f"no gradient for {missing}: the loss does not reach them through the tape "

@@ -18,6 +18,9 @@ and the gradients with respect to both inputs, each with its own pattern.
   from step to step as the values do, is the same in eager and graph mode, and
   two identical computations (a hand-written loop and ``fit()``) still agree
   bit for bit, as they do on any one CPU.
+* A tape inside a tape still sees every path: the perturbed gradients are
+  differentiable (as the identity), so a gradient of a gradient (a
+  Hessian-vector product, WGAN-GP's penalty) is the true one, perturbed.
 * Zeros, infinities and NaNs are left as they are: every summation order gives
   an exact zero for a sum of zeros, and a flipped bit would turn ``inf`` into
   ``nan``.
@@ -85,10 +88,21 @@ def _patch(tf) -> None:
         flip = bw.bitwise_and(flip, bw.bitwise_and(nonzero, finite))
         return tf.bitcast(bw.bitwise_xor(bits, flip), tf.float32)
 
+    def flipper(key: int):
+        @tf.custom_gradient
+        def flip(x):  # the bits of a flipped value carry no gradient: pass it through
+            return flip_last_bit(x, key), lambda g: g
+
+        return flip
+
     def noisy_gradient(key: int):
+        flip = flipper(key)
+
         @tf.custom_gradient
         def identity(x):  # unchanged forward, the gradient perturbed
-            return tf.identity(x), lambda g: flip_last_bit(g, key)
+            # ``flip`` is differentiable (as the identity), so a gradient of this
+            # gradient, a tape inside a tape (WGAN-GP's penalty), still flows
+            return tf.identity(x), lambda g: flip(g)
 
         return identity
 
