@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
+from run_variants import saved_seconds
 
 from tutorial_helpers.runtime import quiet_import_tensorflow, set_seed
 
@@ -11,6 +12,24 @@ from tutorial_helpers.runtime import quiet_import_tensorflow, set_seed
 # notebook kernels that nbval starts would inherit it and show no figures.)
 matplotlib.use("Agg")
 quiet_import_tensorflow()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The notebooks first, slowest first (by their saved cell times), then the unit tests.
+
+    pytest-xdist hands out whole files in this order to its two workers; the
+    longest first lets both finish together instead of one waiting on a slow
+    notebook at the end.  Cells within a notebook keep their order.
+    """
+    position = {id(item): i for i, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple:
+        path = item.path
+        if path.suffix == ".ipynb":
+            return (0, -saved_seconds(path), str(path), position[id(item)])
+        return (1, 0.0, "", position[id(item)])
+
+    items.sort(key=key)
 
 
 @pytest.fixture(autouse=True)
