@@ -400,8 +400,14 @@ def recall_metric(your_metric_class: type) -> bool:
     return _run("recall_metric", body)
 
 
-# Chapter 16's checkers live in their own module; imported last, as they use the helpers above.
+# Chapters 3 and 16-18 keep their checkers in their own modules; imported last, as they use the helpers above.
 from tutorial_helpers.check_classifier import per_class_recall  # noqa: E402, F401
+from tutorial_helpers.check_finetune import ema_update, frozen_batchnorm  # noqa: E402, F401
+from tutorial_helpers.check_sequences import (  # noqa: E402, F401
+    bucketed,
+    masked_accuracy,
+    traces_once,
+)
 from tutorial_helpers.check_tape import (  # noqa: E402, F401
     connected_loss,
     hessian_vector_product,
