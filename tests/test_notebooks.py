@@ -243,6 +243,8 @@ EXPECTED_IGNORED_CELLS = {
     "13_input_pipelines.ipynb": [(7, "timing"), (8, "timing")],
     "14_mixed_precision_and_accumulation.ipynb": [(12, "timing")],
     "15_weight_decay_and_saving.ipynb": [(8, "chaotic")],
+    "17_sequences_and_several_inputs.ipynb": [(17, "chaotic")],
+    "18_fine_tuning_ema_and_profiling.ipynb": [(18, "chaotic"), (24, "timing")],
     "appendix_how_the_helpers_are_built.ipynb": [(20, "timing"), (22, "timing")],
 }
 
@@ -289,6 +291,10 @@ BUILT_INS = {
     "14": ["gradient_accumulation_steps", "keras.optimizers.LossScaleOptimizer"],
     "15": ["keras.optimizers.AdamW", "keras.layers.Normalization"],
     "16": ["Model.evaluate()", "tf.math.confusion_matrix", "loss_weights"],
+    "17": ["keras.losses.SparseCategoricalCrossentropy", "keras.layers.MultiHeadAttention",
+           "keras.layers.Embedding(mask_zero=True)", "bucket_by_sequence_length"],
+    "18": ["layer.trainable = False", "use_ema=True", "keras.callbacks.SwapEMAWeights",
+           "keras.callbacks.TensorBoard(profile_batch"],
     "appendix_tf1_to_tf2": ["compute_loss"],
     "appendix_how_the_helpers_are_built": ["keras.callbacks.BackupAndRestore", "tf.train.CheckpointManager"],
 }
