@@ -21,13 +21,17 @@ from tutorial_helpers import (
     data,
     diagnostics,
     digits,
+    ema,
+    finetune,
     gan,
     gradients,
     loops,
     models,
     optim,
     pipelines,
+    profiling,
     schedules,
+    sequences,
 )
 from tutorial_helpers.accumulation import make_accumulating_train_step
 from tutorial_helpers.early_stopping import EarlyStopper
@@ -283,7 +287,33 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("multi-output step, a loss missing", lambda: make_multi_output_train_step(
         _two_output_model(), keras.optimizers.SGD(), {"a": keras.losses.MeanSquaredError()}, {}, {}),
      ValueError, r"losses must have one entry per output \['a', 'b'\]"),
+    ("masked_mean, a mask of the wrong shape",
+     lambda: sequences.masked_mean(tf.ones([4, 10]), tf.ones([4, 9], tf.bool)), ValueError,
+     r"mask has shape \(4, 9\) but values have shape \(4, 10\)"),
+    ("padding_mask of float tokens", lambda: sequences.padding_mask(tf.ones([2, 3])), TypeError, "tokens"),
+    ("a dict missing an input", lambda: sequences.check_inputs({"tokens": tf.ones([2, 3], tf.int32)},
+                                                               _dict_input_model()),
+     ValueError, r"inputs is missing 'amount'"),
+    ("a dict with a misspelt input", lambda: sequences.check_inputs(
+        {"tokens": tf.ones([2, 3], tf.int32), "amount": tf.ones([2, 1]), "amont": tf.ones([2, 1])},
+        _dict_input_model()), ValueError, "amont"),
+    ("WeightAverage(momentum=1)", lambda: ema.WeightAverage([tf.Variable(1.0)], momentum=1.0), ValueError,
+     "momentum"),
+    ("WeightAverage of no variables", lambda: ema.WeightAverage([]), TypeError, "variables"),
+    ("RetracingStep without a model", lambda: finetune.RetracingStep(
+        "model", keras.optimizers.SGD(), keras.losses.MeanSquaredError()), TypeError, "model"),
+    ("read_step_times of an empty folder",
+     lambda: profiling.read_step_times(Path(__file__).parent / "xla_variant"),
+     FileNotFoundError, "xla_variant"),
 ]
+
+
+def _dict_input_model() -> keras.Model:
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    amount = keras.Input((1,), name="amount")
+    x = keras.layers.Embedding(5, 2)(tokens)
+    return keras.Model({"tokens": tokens, "amount": amount},
+                       keras.layers.Dense(1)(keras.ops.mean(x, axis=1) + amount))
 
 
 @pytest.mark.parametrize(("what", "call", "error", "message"), CASES, ids=[c[0] for c in CASES])

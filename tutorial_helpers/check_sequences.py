@@ -116,7 +116,9 @@ def traces_once(step: Callable) -> bool:
             _yours(step, tf.constant(x), tf.constant(rng.integers(0, 2, (4, length)).astype(np.int32)))
         traces = step.experimental_get_tracing_count() - before
         if traces > 1:
-            return f"traced {traces} times: give tf.function an input_signature with None for the length"
+            return (f"traced {traces} times: give tf.function an input_signature with None for the length "
+                    "(and build the optimizer before the first call: a step that creates variables is "
+                    "traced twice)")
         return None
 
     return _run("traces_once", body)
