@@ -113,13 +113,19 @@ def test_any_integer_seed_names_a_noise_variant_and_the_default_check_runs_three
     assert run_variants.variant_named("noise12345").env == {"BOOK_NOISE_SEED": "12345"}
     defaults = run_variants.DEFAULT_VARIANTS
     assert sum(name.startswith("noise") for name in defaults) >= 3
-    # no more notebook passes than the eight separate variants the check ran before
-    assert len(defaults) <= 8
-    paired = [run_variants.VARIANTS[n] for n in defaults if "+" in n]
-    assert {v.fallback for v in paired} == {"threads1", "threads4", "threads16"}
+    # no more notebook passes than the seven the check runs (it ran eight before Chapters 17-18)
+    assert len(defaults) <= 7
+    paired = [run_variants.VARIANTS[n] for n in defaults if "+" in n and not n.startswith("noise")]
+    assert {v.fallback for v in paired} == {"threads1", "threads16"}
     for variant in paired:
         isa, threads = variant.name.split("+")
         assert variant.env == {**run_variants.VARIANTS[isa].env, **run_variants.VARIANTS[threads].env}
+    # one, four and sixteen cores are all in the default check, four with last-bit noise
+    cores = {run_variants.variant_named(n).env.get("TF_NUM_INTRAOP_THREADS") for n in defaults}
+    assert {"1", "4", "16"} <= cores
+    four = run_variants.variant_named("noise1+threads4")
+    assert four.env == {"BOOK_NOISE_SEED": "1", "TF_NUM_INTRAOP_THREADS": "4", "OPENBLAS_NUM_THREADS": "4"}
+    assert four.pythonpath == run_variants.variant_named("noise1").pythonpath and four.probe
 
 
 def test_variant_environment_replaces_the_callers_numeric_settings(monkeypatch) -> None:
